@@ -1,0 +1,1 @@
+"""Pure control core: safety filter, interpolation, chunk blending, watchdogs, the timed loop (ROS-free)."""

@@ -1,0 +1,262 @@
+"""Arm kinematics through Pinocchio: forward kinematics, Jacobians, IK and Cartesian velocity control.
+
+The Pinocchio model holds only the arm chain (base link to tip link), so its configuration
+vector is exactly the arm's joint positions in ``ArmSpec.joint_names`` order, with no
+gripper or free-flyer entries to skip. Continuous joints are modelled as revolute joints
+(one angle, not Pinocchio's cos/sin pair) for the same reason.
+
+Conventions: poses are 4x4 homogeneous matrices of the tip in the base frame; twists and
+Jacobians are ``[vx vy vz wx wy wz]`` in the base frame at the tip's origin
+(Pinocchio's ``LOCAL_WORLD_ALIGNED``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import numpy as np
+import pinocchio as pin
+
+from robot_brain.embodiment.arm import ArmSpec, UrdfTree
+from robot_brain.embodiment.description import RobotDescription
+from robot_brain.errors import DescriptionError
+
+
+@dataclass(frozen=True)
+class IKOptions:
+    """Tuning of the damped-least-squares IK.
+
+    ``rotation_weight`` trades orientation against position: arms with fewer than six
+    joints cannot follow every orientation, so their default weight is lowered and the
+    solver tracks the position first instead of failing.
+    """
+
+    position_tolerance: float = 1e-4  # m
+    rotation_tolerance: float = 1e-3  # rad
+    max_iterations: int = 100
+    damping: float = 1e-6
+    step_gain: float = 1.0
+    max_step: float = 0.3  # rad (or m) per iteration, keeps steps inside the linear regime
+    posture_gain: float = 0.01
+    rotation_weight: float | None = None  # None: 1.0 for >= 6 joints, 0.2 below
+    restarts: int = 30
+
+
+@dataclass(frozen=True)
+class IKResult:
+    """Outcome of an IK solve; ``success`` means both tolerances were met (position only below 6 DOF)."""
+
+    q: np.ndarray
+    success: bool
+    position_error: float
+    rotation_error: float
+    iterations: int
+
+
+class ArmKinematics:
+    """Pinocchio kinematics of one arm chain."""
+
+    def __init__(self, spec: ArmSpec, description: RobotDescription, tree: UrdfTree) -> None:
+        self.spec = spec
+        chain_xml = _chain_urdf(description, tree, spec)
+        try:
+            self.model: pin.Model = pin.buildModelFromXML(chain_xml)
+        except Exception as error:  # Pinocchio raises ValueError/RuntimeError with long texts
+            raise DescriptionError(f"{description.source}: Pinocchio cannot build the arm: {error}") from None
+        self.data: pin.Data = self.model.createData()
+        if self.model.nq != spec.dof or self.model.nv != spec.dof:
+            raise DescriptionError(
+                f"{description.source}: expected {spec.dof} configuration variables, Pinocchio built {self.model.nq}"
+            )
+        if not self.model.existFrame(spec.tip_link, pin.FrameType.BODY):
+            raise DescriptionError(f"{description.source}: tip link '{spec.tip_link}' missing from the arm model")
+        self.tip_frame = self.model.getFrameId(spec.tip_link, pin.FrameType.BODY)
+        self.lower = np.where(np.isfinite(spec.lower), spec.lower, -np.inf)
+        self.upper = np.where(np.isfinite(spec.upper), spec.upper, np.inf)
+        self._identity = np.eye(spec.dof)
+        self._middle = spec.middle_configuration()
+        self._reference_frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
+
+    @property
+    def dof(self) -> int:
+        return self.spec.dof
+
+    # -- forward kinematics -------------------------------------------------------------
+
+    def fk(self, q: np.ndarray) -> np.ndarray:
+        """Pose of the tip in the base frame (4x4)."""
+        pin.forwardKinematics(self.model, self.data, q)
+        return pin.updateFramePlacement(self.model, self.data, self.tip_frame).homogeneous
+
+    def fk_se3(self, q: np.ndarray) -> pin.SE3:
+        pin.forwardKinematics(self.model, self.data, q)
+        return pin.updateFramePlacement(self.model, self.data, self.tip_frame)
+
+    def jacobian(self, q: np.ndarray) -> np.ndarray:
+        """6 x dof Jacobian of the tip, base-aligned at the tip origin."""
+        return self.fk_and_jacobian(q)[1]
+
+    def fk_and_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tip pose (4x4) and its 6 x dof Jacobian from one pass over the chain."""
+        pin.computeJointJacobians(self.model, self.data, q)
+        placement = pin.updateFramePlacement(self.model, self.data, self.tip_frame)
+        jacobian = pin.getFrameJacobian(self.model, self.data, self.tip_frame, self._reference_frame)
+        return placement.homogeneous, jacobian
+
+    # -- inverse kinematics -------------------------------------------------------------
+
+    def rotation_weight(self, options: IKOptions) -> float:
+        if options.rotation_weight is not None:
+            return options.rotation_weight
+        return 1.0 if self.dof >= 6 else 0.2
+
+    def ik_step(
+        self,
+        q: np.ndarray,
+        target: np.ndarray,
+        options: IKOptions = IKOptions(),
+        posture: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, float, float]:
+        """One damped-least-squares step toward ``target`` (4x4), clamped to the joint limits.
+
+        Returns the new configuration and the position and rotation errors *before* the step.
+        A null-space term pulls toward ``posture`` (default: the middle of the ranges) so
+        redundant arms stay away from their limits.
+        """
+        pin.computeJointJacobians(self.model, self.data, q)
+        current = pin.updateFramePlacement(self.model, self.data, self.tip_frame)
+        jacobian = pin.getFrameJacobian(self.model, self.data, self.tip_frame, self._reference_frame)
+        position_error = target[:3, 3] - current.translation
+        rotation_error = pin.log3(target[:3, :3] @ current.rotation.T)
+        weight = self.rotation_weight(options)
+        error = np.concatenate((position_error, weight * rotation_error))
+        if weight != 1.0:
+            jacobian = jacobian.copy()
+            jacobian[3:] *= weight
+        jjt = jacobian @ jacobian.T
+        jjt[np.diag_indices(6)] += options.damping
+        step = jacobian.T @ np.linalg.solve(jjt, error)
+        if options.posture_gain > 0.0 and self.dof > 6:
+            # Only redundant arms have a null space; for the others the damped projector
+            # would leak the posture pull into the task and stall convergence.
+            reference = self._middle if posture is None else posture
+            projector = self._identity - jacobian.T @ np.linalg.solve(jjt, jacobian)
+            step += options.posture_gain * (projector @ (reference - q))
+        step *= options.step_gain
+        largest = np.max(np.abs(step))
+        if largest > options.max_step:
+            step *= options.max_step / largest
+        q_next = np.clip(q + step, self.lower, self.upper)
+        return q_next, float(np.linalg.norm(position_error)), float(np.linalg.norm(rotation_error))
+
+    def ik(
+        self,
+        target: np.ndarray,
+        q_seed: np.ndarray | None = None,
+        options: IKOptions = IKOptions(),
+        rng: np.random.Generator | None = None,
+    ) -> IKResult:
+        """Solve IK for a 4x4 target, starting at ``q_seed``, then from random restarts if needed.
+
+        Arms with fewer than six joints succeed when the position converges and the
+        orientation error stops improving (the best they can do).
+        """
+        rng = rng or np.random.default_rng(0)
+        first_seed = self._middle if q_seed is None else np.asarray(q_seed, dtype=float)
+        best: IKResult | None = None
+        total_iterations = 0
+        for attempt in range(options.restarts + 1):
+            q = first_seed if attempt == 0 else self.random_configuration(rng)
+            result = self._solve_from(q, target, options)
+            total_iterations += result.iterations
+            if best is None or (result.success, -result.position_error) > (best.success, -best.position_error):
+                best = result
+            if result.success:
+                break
+        assert best is not None
+        return IKResult(best.q, best.success, best.position_error, best.rotation_error, total_iterations)
+
+    def _solve_from(self, q: np.ndarray, target: np.ndarray, options: IKOptions) -> IKResult:
+        full_pose = self.dof >= 6 and self.rotation_weight(options) > 0.0
+        previous_rotation = math.inf
+        position_error = rotation_error = math.inf
+        for iteration in range(1, options.max_iterations + 1):
+            q_next, position_error, rotation_error = self.ik_step(q, target, options)
+            position_ok = position_error < options.position_tolerance
+            if position_ok and (
+                rotation_error < options.rotation_tolerance
+                or (not full_pose and abs(previous_rotation - rotation_error) < options.rotation_tolerance)
+            ):
+                return IKResult(q, True, position_error, rotation_error, iteration)
+            previous_rotation = rotation_error
+            q = q_next
+        return IKResult(q, False, position_error, rotation_error, options.max_iterations)
+
+    # -- velocity control ---------------------------------------------------------------
+
+    def twist_to_joint_velocity(
+        self, q: np.ndarray, twist: np.ndarray, damping: float = 1e-4
+    ) -> tuple[np.ndarray, float]:
+        """Joint velocities that realise a base-frame tip twist, and the Jacobian's condition number.
+
+        Damped least squares keeps the result bounded near singularities; callers slow down
+        or stop as the condition number rises (see the arm controller).
+        """
+        _, jacobian = self.fk_and_jacobian(q)
+        jjt = jacobian @ jacobian.T
+        singular_values = np.sqrt(np.clip(np.linalg.eigvalsh(jjt), 0.0, None))
+        rank = min(6, self.dof)
+        top = singular_values[-1]
+        bottom = singular_values[-rank]
+        condition = float(top / bottom) if bottom > 1e-12 else math.inf
+        jjt[np.diag_indices(6)] += damping
+        return jacobian.T @ np.linalg.solve(jjt, twist), condition
+
+    def random_configuration(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly random configuration inside the limits (continuous joints in [-pi, pi])."""
+        low = np.where(np.isfinite(self.lower), self.lower, -math.pi)
+        high = np.where(np.isfinite(self.upper), self.upper, math.pi)
+        return rng.uniform(low, high)
+
+
+def _chain_urdf(description: RobotDescription, tree: UrdfTree, spec: ArmSpec) -> str:
+    """A URDF holding only the chain from ``spec.base_link`` to ``spec.tip_link``.
+
+    Continuous joints become revolute with very wide limits so Pinocchio gives them one
+    coordinate; all geometry is dropped (kinematics needs none).
+    """
+    root = description.root()
+    chain = set(tree.path_to_root(spec.tip_link)) - set(tree.path_to_root(spec.base_link))
+    chain_links = {spec.base_link} | {tree.joints[name].child for name in chain}
+    robot = ET.Element("robot", {"name": root.get("name", "robot")})
+    for link in root.findall("link"):
+        if link.get("name") in chain_links:
+            bare = ET.SubElement(robot, "link", {"name": link.get("name", "")})
+            inertial = link.find("inertial")
+            if inertial is not None:
+                bare.append(copy.deepcopy(inertial))
+    for joint in root.findall("joint"):
+        if joint.get("name") not in chain:
+            continue
+        joint = copy.deepcopy(joint)
+        mimic = joint.find("mimic")
+        if mimic is not None:
+            joint.remove(mimic)
+        if joint.get("type") in ("revolute", "continuous", "prismatic"):
+            # Limits come from the spec (URDF values or the documented defaults), so a URDF
+            # that omits <limit> still builds; continuous joints get one unbounded angle.
+            index = spec.joint_names.index(joint.get("name", ""))
+            if joint.get("type") == "continuous":
+                joint.set("type", "revolute")
+            limit = joint.find("limit")
+            if limit is None:
+                limit = ET.SubElement(joint, "limit")
+            limit.set("lower", repr(max(float(spec.lower[index]), -1e6)))
+            limit.set("upper", repr(min(float(spec.upper[index]), 1e6)))
+            limit.set("effort", repr(float(spec.effort[index])))
+            limit.set("velocity", repr(float(spec.velocity[index])))
+        robot.append(joint)
+    return ET.tostring(robot, encoding="unicode")

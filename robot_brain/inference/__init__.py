@@ -1,0 +1,1 @@
+"""Model contract and ONNX Runtime inference with execution-provider selection (ROS-free)."""

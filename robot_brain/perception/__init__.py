@@ -1,0 +1,1 @@
+"""Image conversion, preprocessing, detectors and camera geometry (ROS-free)."""

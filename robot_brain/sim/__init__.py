@@ -1,0 +1,1 @@
+"""Embedded MuJoCo simulator: scene from a URDF, the reach task, rendering (ROS-free)."""
