@@ -1,0 +1,437 @@
+"""``policy`` lifecycle node: runs one ONNX policy at its rate and publishes ActionChunk.
+
+configure: load and check the model and its contract (and the arm, when a robot description
+is given), create the session, warm it up, subscribe to the topics the contract names.
+activate: start the inference thread. deactivate: stop it. Any user-fixable problem makes
+``configure`` fail with one logged line saying what was expected and what was found.
+
+Inference runs on its own thread at absolute deadlines, never in an executor callback, so
+a slow model delays only its own next step; callbacks just store the latest messages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.time import Time
+from robot_brain_msgs.msg import ActionChunk
+from sensor_msgs.msg import Image, JointState
+
+from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.inference.contract import (
+    JOINT_ACTION_SPACES,
+    ROLE_EE_POSE,
+    ROLE_GRIPPER_STATE,
+    ROLE_IMAGE,
+    ROLE_JOINT_POSITIONS,
+    ROLE_JOINT_VELOCITIES,
+    ROLE_TARGET_POINT,
+    ROLE_TASK_ID,
+    InputSpec,
+    ModelContract,
+)
+from robot_brain.inference.observation import (
+    ObservationAssembler,
+    Skip,
+    check_arm_compatibility,
+    decode_chunk,
+)
+from robot_brain.inference.runtime import InferenceRuntime, InvalidOutputError
+from robot_brain.inference.stats import LatencyStats
+from robot_brain.perception.geometry import matrix_to_pose
+from robot_brain.perception.preprocess import Preprocessor
+from robot_brain.ros.image import image_to_array
+from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array, runtime_values
+from robot_brain.ros.model_params import (
+    autostart,
+    declare,
+    declare_model_parameters,
+    load_model_from_parameters,
+    runtime_options,
+    value,
+)
+from robot_brain.ros.policy_io import JointStateIndexer, action_chunk_msg, point_to_array, stamp_to_seconds
+
+DEFAULT_RATE_HZ = 10.0
+LOG_THROTTLE_S = 5.0
+
+
+class PolicyNode(LifecycleNode):
+    """Feeds the contract's inputs from topics to an ONNX policy and publishes its action chunks."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("policy", **kwargs)
+        declare_model_parameters(self, "builtin:reach", intra_threads=1)
+        declare(self, "rate_hz", 0.0, "Inference rate in Hz; 0: the contract's control_rate_hz (else 10 Hz)")
+        declare(self, "sync_tolerance_s", 0.05, "Largest stamp difference between synchronized inputs, s")
+        declare(
+            self, "max_observation_age_s", 0.5, "Skip the step when the observation is older than this, s"
+        )
+        declare(self, "robot_description", "", "URDF XML of the robot (for ee_pose, joint names, validation)")
+        declare(self, "urdf_path", "", "URDF/xacro file, used when robot_description is empty")
+        declare(self, "base_link", "", "Arm base link (empty: detected)")
+        declare(self, "tip_link", "", "Arm tip link (empty: detected)")
+        declare(self, "joint_states_topic", "/joint_states", "JointState topic for joint and ee_pose inputs")
+        declare(
+            self, "action_chunk_topic", "/policy/action_chunk", "Where ActionChunk messages are published"
+        )
+        declare(self, "task_id", 0, "Value of task_id inputs")
+        declare(self, "diagnostics_period_s", 1.0, "Period of /diagnostics messages, s")
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(
+            float(value(self, "diagnostics_period_s")), self._publish_diagnostics
+        )
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._runtime: InferenceRuntime | None = None
+        self._assembler: ObservationAssembler | None = None
+        self._contract: ModelContract | None = None
+        self._publisher: Any = None
+        self._subscriptions: list[Any] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._latency = LatencyStats()
+        self._step = 0
+        self._published = 0
+        self._rejected = 0
+        self._missed_deadlines = 0
+        self._last_age = float("nan")
+        self._model_id = ""
+        self._status = "unconfigured"
+        self._joint_names: tuple[str, ...] = ()
+        self._frame_id = ""
+        self._rate_hz = 0.0
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and check everything; fail with the reason on any user-fixable problem."""
+        try:
+            self._configure()
+        except UserError as error:
+            self.get_logger().error(f"configure failed: {error}")
+            self._teardown()
+            self._status = f"configure failed: {error}"
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        model = load_model_from_parameters(self)
+        contract = model.require_contract()
+        if contract.kind != "policy":
+            raise ConfigurationError(
+                f"model {model.source}: expected a contract of kind policy, found {contract.kind}"
+            )
+        arm = self._load_arm()
+        action = contract.action_output
+        arm_joints = tuple(arm.spec.joint_names) if arm else ()
+        gripper_joints = tuple(contract.gripper_joints or (arm.spec.gripper_joints if arm else ()))
+        if arm is not None:
+            problems = check_arm_compatibility(contract, arm_joints, gripper_joints)
+            if problems:
+                raise ConfigurationError(f"model {model.model_id} cannot drive this arm: {problems[0]}")
+        self._joint_names = tuple(contract.joint_names or arm_joints)
+        self._frame_id = arm.spec.base_link if arm else ""
+        converters = self._converters(contract, arm, gripper_joints)
+        rate = float(value(self, "rate_hz")) or contract.control_rate_hz or DEFAULT_RATE_HZ
+        self._rate_hz = rate
+        self._runtime = InferenceRuntime(model, runtime_options(self))
+        if self._runtime.providers.warning:
+            self.get_logger().warning(f"{model.model_id}: {self._runtime.providers.warning}")
+        self.get_logger().info(
+            f"loaded {model.model_id} on {self._runtime.providers.primary} ({action.action_space}, "
+            f"horizon {action.horizon} x {action.dt} s, {rate:g} Hz, "
+            f"warm-up {self._runtime.warmup_s * 1e3:.1f} ms)"
+        )
+        self._assembler = ObservationAssembler(
+            contract,
+            converters,
+            sync_tolerance=float(value(self, "sync_tolerance_s")),
+            max_age=float(value(self, "max_observation_age_s")),
+        )
+        for spec in contract.inputs_with_role(ROLE_TASK_ID):
+            self._assembler.set_constant(
+                spec.name, np.full(_static_shape(spec), int(value(self, "task_id")), dtype=spec.dtype)
+            )
+        self._subscribe(contract)
+        self._publisher = self.create_lifecycle_publisher(
+            ActionChunk, str(value(self, "action_chunk_topic")), QoSProfile(depth=10)
+        )
+        self._contract = contract
+        self._model_id = model.model_id
+        self._status = "inactive"
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the inference thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._inference_loop, name="policy-inference", daemon=True)
+        self._thread.start()
+        self._status = "active"
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the inference thread (the last step finishes first)."""
+        self._stop_thread()
+        self._status = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Drop the session and subscriptions."""
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything."""
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_thread(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def _teardown(self) -> None:
+        self._stop_thread()
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        if self._publisher is not None:
+            self.destroy_lifecycle_publisher(self._publisher)
+        self._reset_state()
+
+    # ----------------------------------------------------------------------------- inputs
+    def _load_arm(self) -> Any:
+        description = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
+        if not description:
+            return None
+        from robot_brain.embodiment import load_arm  # pinocchio import is only paid when a robot is given
+
+        return load_arm(
+            description,
+            base_link=str(value(self, "base_link")) or None,
+            tip_link=str(value(self, "tip_link")) or None,
+        )
+
+    def _converters(
+        self, contract: ModelContract, arm: Any, gripper_joints: tuple[str, ...]
+    ) -> dict[str, Callable[[Any], np.ndarray]]:
+        """One function per input turning the stored payload into the model's array."""
+        converters: dict[str, Callable[[Any], np.ndarray]] = {}
+        for spec in contract.inputs:
+            shape = _static_shape(spec)
+            if spec.role in (ROLE_JOINT_POSITIONS, ROLE_JOINT_VELOCITIES):
+                if not self._joint_names:
+                    raise ConfigurationError(
+                        f"input '{spec.name}' ({spec.role}): expected joint names from the "
+                        "contract or a robot description (robot_description/urdf_path), "
+                        "found neither"
+                    )
+                indexer = JointStateIndexer(self._joint_names)
+                read = indexer.positions if spec.role == ROLE_JOINT_POSITIONS else indexer.velocities
+                converters[spec.name] = _reshaped(read, shape)
+            elif spec.role == ROLE_GRIPPER_STATE:
+                if not gripper_joints:
+                    raise ConfigurationError(
+                        f"input '{spec.name}' (gripper_state): expected gripper joints from "
+                        "the contract or the robot description, found none"
+                    )
+                converters[spec.name] = _reshaped(JointStateIndexer(gripper_joints).positions, shape)
+            elif spec.role == ROLE_EE_POSE:
+                if arm is None:
+                    raise ConfigurationError(
+                        f"input '{spec.name}' (ee_pose): expected a robot description "
+                        "(robot_description or urdf_path) to compute it, found none"
+                    )
+                indexer = JointStateIndexer(arm.spec.joint_names)
+                fk = arm.kinematics.fk
+                converters[spec.name] = _reshaped(
+                    lambda msg, i=indexer, f=fk: matrix_to_pose(f(i.positions(msg))), shape
+                )
+            elif spec.role == ROLE_TARGET_POINT:
+                converters[spec.name] = _reshaped(point_to_array, shape)
+            elif spec.role == ROLE_IMAGE:
+                assert spec.image is not None
+                preprocessor = Preprocessor(spec.image)
+                converters[spec.name] = lambda msg, p=preprocessor: p(image_to_array(msg), msg.encoding)
+        return converters
+
+    def _subscribe(self, contract: ModelContract) -> None:
+        joint_roles = (ROLE_JOINT_POSITIONS, ROLE_JOINT_VELOCITIES, ROLE_GRIPPER_STATE, ROLE_EE_POSE)
+        joint_inputs = [s.name for s in contract.inputs if s.role in joint_roles]
+        if joint_inputs:
+            self._subscriptions.append(
+                self.create_subscription(
+                    JointState,
+                    str(value(self, "joint_states_topic")),
+                    lambda msg: self._store(joint_inputs, msg),
+                    qos_profile_sensor_data,
+                )
+            )
+        for spec in contract.inputs:
+            if spec.role == ROLE_TARGET_POINT:
+                topic = spec.topic or "/perception/target_point"
+                self._subscriptions.append(
+                    self.create_subscription(
+                        PointStamped, topic, lambda msg, n=spec.name: self._store([n], msg), 10
+                    )
+                )
+            elif spec.role == ROLE_IMAGE:
+                topic = spec.topic or "/camera/image_raw"
+                self._subscriptions.append(
+                    self.create_subscription(
+                        Image, topic, lambda msg, n=spec.name: self._store([n], msg), qos_profile_sensor_data
+                    )
+                )
+
+    def _store(self, names: list[str], msg: Any) -> None:
+        """Subscription callback: remember the message; a zero stamp means 'now'."""
+        assembler = self._assembler
+        if assembler is None:
+            return
+        stamp = stamp_to_seconds(msg.header.stamp)
+        if stamp == 0.0:
+            stamp = self.get_clock().now().nanoseconds * 1e-9
+        for name in names:
+            assembler.update(name, msg, stamp)
+
+    # ----------------------------------------------------------------------------- inference
+    def _inference_loop(self) -> None:
+        period = 1.0 / self._rate_hz
+        deadline = time.perf_counter()
+        while not self._stop.is_set():
+            self._step_once()
+            deadline += period
+            delay = deadline - time.perf_counter()
+            if delay < 0.0:
+                self._missed_deadlines += 1
+                deadline = time.perf_counter()
+            elif self._stop.wait(delay):
+                break
+
+    def _step_once(self) -> None:
+        assembler, runtime, contract, publisher = (
+            self._assembler,
+            self._runtime,
+            self._contract,
+            self._publisher,
+        )
+        if assembler is None or runtime is None or contract is None or publisher is None:
+            return
+        now = self.get_clock().now().nanoseconds * 1e-9
+        observation = assembler.assemble(now)
+        if isinstance(observation, Skip):
+            self.get_logger().warning(
+                f"step skipped: {observation.reason}", throttle_duration_sec=LOG_THROTTLE_S
+            )
+            return
+        self._last_age = observation.age
+        action = contract.action_output
+        start = time.perf_counter()
+        try:
+            outputs = runtime.run(observation.feeds)
+            self._latency.record(time.perf_counter() - start)
+            chunk = decode_chunk(outputs[action.name], action, contract.normalization.get(action.name))
+        except (InvalidOutputError, ValueError) as error:
+            self._rejected += 1
+            self.get_logger().error(
+                f"output rejected, not published: {error}", throttle_duration_sec=LOG_THROTTLE_S
+            )
+            return
+        stamp = Time(
+            nanoseconds=round(observation.stamp * 1e9), clock_type=self.get_clock().clock_type
+        ).to_msg()
+        joint_names = self._joint_names if action.action_space in JOINT_ACTION_SPACES else ()
+        publisher.publish(
+            action_chunk_msg(chunk, action, stamp, self._frame_id, self._model_id, self._step, joint_names)
+        )
+        self._step += 1
+        self._published += 1
+
+    # ----------------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        values: dict[str, object] = {
+            "state": self._status,
+            "model_id": self._model_id,
+            "rate_hz": self._rate_hz,
+        }
+        level, message = OK, self._status
+        if self._runtime is not None:
+            values.update(runtime_values(self._runtime, self._latency))
+            if self._runtime.providers.warning:
+                level, message = WARN, self._runtime.providers.warning
+        skips = dict(self._assembler.skips) if self._assembler else {}
+        values.update(
+            {
+                "observation_age_ms": self._last_age * 1e3,
+                "published_chunks": self._published,
+                "dropped_steps": sum(skips.values()) + self._rejected,
+                "skipped_steps": sum(skips.values()),
+                "rejected_outputs": self._rejected,
+                "missed_deadlines": self._missed_deadlines,
+            }
+        )
+        for reason, count in skips.items():
+            values[f"skip: {reason}"] = count
+        if self._status.startswith("configure failed"):
+            level = ERROR
+        elif skips and self._status == "active" and level == OK:
+            level, message = WARN, f"active; steps skipped: {max(skips, key=skips.__getitem__)}"
+        self._diagnostics.publish(
+            diagnostic_array(
+                self.get_clock().now(),
+                f"{self.get_name()}: policy",
+                self._model_id or "none",
+                level,
+                message,
+                values,
+            )
+        )
+
+
+def _static_shape(spec: InputSpec) -> tuple[int, ...]:
+    """The input's shape with symbolic sizes as 1 (batch)."""
+    return tuple(d if isinstance(d, int) else 1 for d in (spec.shape or (1, -1)))
+
+
+def _reshaped(read: Callable[[Any], np.ndarray], shape: tuple[int, ...]) -> Callable[[Any], np.ndarray]:
+    """Wrap a reader so its vector takes the input's shape, with a clear error on a size mismatch."""
+
+    def convert(payload: Any) -> np.ndarray:
+        vector = np.asarray(read(payload))
+        if -1 not in shape and vector.size != int(np.prod(shape)):
+            raise ValueError(
+                f"expected {int(np.prod(shape))} values for shape {list(shape)}, found {vector.size}"
+            )
+        return vector.reshape(shape)
+
+    return convert
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the policy node (drive it with lifecycle transitions, e.g. from the launch plan)."""
+    rclpy.init(args=args)
+    node = PolicyNode()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        autostart(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

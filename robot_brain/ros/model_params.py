@@ -1,0 +1,101 @@
+"""Parameters shared by the model-running nodes (policy, perception): model file and ONNX Runtime.
+
+Declared in one place so both nodes name, describe and default them identically (mirrored
+in ``config/policy.yaml`` and ``config/perception.yaml``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.node import Node
+
+from robot_brain.inference.model import LoadedModel, load_model
+from robot_brain.inference.reach_policy import reach_policy_bytes
+from robot_brain.inference.runtime import RuntimeOptions
+
+BUILTIN_MODELS = {"builtin:reach": reach_policy_bytes}
+"""Models built in memory instead of read from a file (the hand-written demo policy)."""
+
+
+def declare(node: Node, name: str, default: Any, description: str) -> None:
+    """Declare one parameter with a description (what ``ros2 param describe`` shows)."""
+    node.declare_parameter(name, default, ParameterDescriptor(description=description))
+
+
+def value(node: Node, name: str) -> Any:
+    """A parameter's current value."""
+    return node.get_parameter(name).value
+
+
+def declare_model_parameters(node: Node, model_default: str, intra_threads: int) -> None:
+    """The model file, its checks, and ONNX Runtime's settings."""
+    declare(
+        node,
+        "model_path",
+        model_default,
+        "ONNX model file, or builtin:reach (the hand-written demo reach controller); empty: none",
+    )
+    declare(node, "model_sha256", "", "Expected SHA-256 of the model file (hex); empty: not checked")
+    declare(node, "contract_path", "", "YAML/JSON sidecar that supplies or overrides the model's contract")
+    declare(
+        node,
+        "providers",
+        ["auto"],
+        "ONNX Runtime execution providers: [auto] (TensorRT, CUDA, CPU) or a list, e.g. [cuda, cpu]",
+    )
+    declare(node, "device_id", 0, "GPU index for CUDA/TensorRT")
+    declare(
+        node, "intra_op_threads", intra_threads, "ONNX Runtime intra-op threads (0: one per physical core)"
+    )
+    declare(node, "inter_op_threads", 0, "ONNX Runtime inter-op threads (0: default)")
+    declare(node, "trt_cache_dir", "", "TensorRT engine cache folder (empty: ~/.cache/robot_brain/tensorrt)")
+    declare(node, "trt_fp16", False, "Let TensorRT build FP16 engines")
+    declare(
+        node,
+        "cudnn_conv_algo_search",
+        "HEURISTIC",
+        "cuDNN convolution algorithm search: HEURISTIC (predictable start-up), EXHAUSTIVE or DEFAULT",
+    )
+    declare(node, "warmup_runs", 3, "Inference runs at configure time (first CUDA/TensorRT runs are slow)")
+    declare(
+        node,
+        "autostart",
+        False,
+        "Configure and activate at start-up (no lifecycle manager needed; ros2cli is not installable here)",
+    )
+
+
+def autostart(node: LifecycleNode) -> None:
+    """Configure then activate the node when its ``autostart`` parameter is true (failures are logged)."""
+    if not value(node, "autostart"):
+        return
+    if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        node.trigger_activate()
+
+
+def runtime_options(node: Node) -> RuntimeOptions:
+    """RuntimeOptions from the node's parameters."""
+    providers = list(value(node, "providers"))
+    return RuntimeOptions(
+        providers="auto" if providers in ([], ["auto"]) else providers,
+        device_id=int(value(node, "device_id")),
+        intra_op_threads=int(value(node, "intra_op_threads")),
+        inter_op_threads=int(value(node, "inter_op_threads")),
+        trt_cache_dir=str(value(node, "trt_cache_dir")),
+        trt_fp16=bool(value(node, "trt_fp16")),
+        cudnn_conv_algo_search=str(value(node, "cudnn_conv_algo_search")),
+        warmup_runs=int(value(node, "warmup_runs")),
+    )
+
+
+def load_model_from_parameters(node: Node) -> LoadedModel:
+    """Load and check the configured model (raises ModelContractError with the reason)."""
+    path = str(value(node, "model_path"))
+    builtin = BUILTIN_MODELS.get(path)
+    sidecar = str(value(node, "contract_path")) or None
+    return load_model(
+        builtin() if builtin else path, sha256=str(value(node, "model_sha256")) or None, sidecar=sidecar
+    )
