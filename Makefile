@@ -33,9 +33,10 @@ DEPS_STAMP := $(VENV)/.stamp-deps-$(call content_hash,requirements)
 PKG_STAMP := $(VENV)/.stamp-pkg-$(call content_hash,setup.py setup.cfg package.xml resource launch config)
 MSGS_STAMP := $(VENV)/.stamp-msgs-$(call content_hash,msg tools/build_interfaces.py)
 
-# The demo: `robot-brain inspect` on the Panda that example-robot-data ships. One line to change
-# when `robot-brain demo` lands.
-DEMO_CMD ?= $(VENV)/bin/robot-brain inspect package://example-robot-data/robots/panda_description/urdf/panda.urdf
+# The Panda that example-robot-data ships (a shell glob, expanded when the recipe runs).
+PANDA_URDF := $(VENV)/lib/python3*/site-packages/cmeel.prefix/share/example-robot-data/robots/panda_description/urdf/panda.urdf
+# The demo: one line to change when `robot-brain demo` lands.
+DEMO_CMD ?= $(VENV)/bin/robot-brain inspect $(PANDA_URDF)
 
 .PHONY: help venv install system-deps test lint demo bench constraints clean distclean
 
@@ -88,9 +89,14 @@ system-deps:
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
 
+# Lint first, but let lint errors not hide test results: pytest always runs, a pytest failure
+# exits with pytest's own status, and otherwise a lint failure fails the target.
 test: install system-deps
-	$(VENV)/bin/ruff check .
-	$(AMENT_ENV) $(VPY) -m pytest test $(PYTEST_ARGS)
+	@lint=0; echo "$(VENV)/bin/ruff check ."; $(VENV)/bin/ruff check . || lint=$$?; \
+	echo "$(AMENT_ENV) $(VPY) -m pytest test $(PYTEST_ARGS)"; \
+	$(AMENT_ENV) $(VPY) -m pytest test $(PYTEST_ARGS) || exit $$?; \
+	if [ $$lint -ne 0 ]; then echo "make test: tests passed but ruff check failed" >&2; fi; \
+	exit $$lint
 
 demo: install system-deps
 	$(AMENT_ENV) $(DEMO_CMD)
