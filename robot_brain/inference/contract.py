@@ -537,4 +537,4 @@ def _check_chunk_size(spec: OutputSpec, graph: TensorInfo) -> list[str]:
 
 def dump_yaml(contract: ModelContract) -> str:
     """The contract as a YAML sidecar (what ``robot-brain model inspect`` can write out)."""
-    return yaml.safe_dump(contract.to_dict(), sort_keys=False)
+    return yaml.safe_dump(contract.to_dict(), sort_keys=False, default_flow_style=None)
