@@ -18,3 +18,5 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Shared test helpers (robots.py: paths of real URDFs from pip packages) import as top-level modules.
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -47,7 +47,9 @@ def parse_xacro_args(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    arm = load_arm(args.path, base_link=args.base_link, tip_link=args.tip_link, xacro_args=parse_xacro_args(args.xacro_arg))
+    arm = load_arm(
+        args.path, base_link=args.base_link, tip_link=args.tip_link, xacro_args=parse_xacro_args(args.xacro_arg)
+    )
     if args.json:
         print(json.dumps(arm.spec.as_dict()))
     else:
@@ -75,7 +77,9 @@ def format_spec(spec: ArmSpec) -> str:
     lines.append("")
     lines.append(f"gripper    {', '.join(spec.gripper_joints) if spec.gripper_joints else 'none found'}")
     if spec.mimic_joints:
-        lines.append("mimic      " + ", ".join(f"{joint} follows {leader}" for joint, leader in spec.mimic_joints.items()))
+        lines.append(
+            "mimic      " + ", ".join(f"{joint} follows {leader}" for joint, leader in spec.mimic_joints.items())
+        )
     for warning in spec.warnings:
         lines.append(f"warning    {warning}")
     return "\n".join(lines)

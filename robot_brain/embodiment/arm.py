@@ -306,9 +306,7 @@ def _auto_tip(tree: UrdfTree, gripper: set[str], base_link: str | None) -> str:
     # The deepest joints: those with no other candidate below them.
     candidate_set = set(candidates)
     deepest = [
-        name
-        for name in candidates
-        if not any(j in candidate_set for j in tree.subtree_joints(tree.joints[name].child))
+        name for name in candidates if not any(j in candidate_set for j in tree.subtree_joints(tree.joints[name].child))
     ]
     if len(deepest) > 1:
         tips = [_follow_fixed(tree, tree.joints[name].child, gripper) for name in deepest]
@@ -328,7 +326,9 @@ def _follow_fixed(tree: UrdfTree, link: str, gripper: set[str]) -> str:
         if len(fixed) == 1:
             link = tree.joints[fixed[0]].child
             continue
-        carrying_gripper = [name for name in fixed if any(j in gripper for j in tree.subtree_joints(tree.joints[name].child))]
+        carrying_gripper = [
+            name for name in fixed if any(j in gripper for j in tree.subtree_joints(tree.joints[name].child))
+        ]
         if len(carrying_gripper) == 1:
             link = tree.joints[carrying_gripper[0]].child
             continue
@@ -394,7 +394,9 @@ def _limits(joint: JointInfo, warnings: list[str]) -> tuple[float, float, float,
         low, high = joint.lower, joint.upper
     if joint.velocity is None or joint.velocity <= 0.0 or not math.isfinite(joint.velocity):
         velocity = DEFAULT_PRISMATIC_VELOCITY if prismatic else DEFAULT_REVOLUTE_VELOCITY
-        warnings.append(f"joint '{joint.name}' has no velocity limit; using {velocity:g} {'m/s' if prismatic else 'rad/s'}")
+        warnings.append(
+            f"joint '{joint.name}' has no velocity limit; using {velocity:g} {'m/s' if prismatic else 'rad/s'}"
+        )
     else:
         velocity = joint.velocity
     if joint.effort is None or joint.effort <= 0.0 or not math.isfinite(joint.effort):

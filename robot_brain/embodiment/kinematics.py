@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pinocchio as pin
@@ -29,9 +29,9 @@ from robot_brain.errors import DescriptionError
 class IKOptions:
     """Tuning of the damped-least-squares IK.
 
-    ``rotation_weight`` trades orientation against position: arms with fewer than six
-    joints cannot follow every orientation, so their default weight is lowered and the
-    solver tracks the position first instead of failing.
+    Arms with fewer than six joints cannot follow every orientation: for them the solver
+    tracks the position first and follows the orientation, scaled by ``rotation_weight``,
+    with the motions left over (task priority), instead of failing.
     """
 
     position_tolerance: float = 1e-4  # m
@@ -41,7 +41,7 @@ class IKOptions:
     step_gain: float = 1.0
     max_step: float = 0.3  # rad (or m) per iteration, keeps steps inside the linear regime
     posture_gain: float = 0.01
-    rotation_weight: float | None = None  # None: 1.0 for >= 6 joints, 0.2 below
+    rotation_weight: float | None = None  # None: 1.0 for >= 6 joints, 0.5 below (secondary task)
     restarts: int = 30
 
 
@@ -111,7 +111,7 @@ class ArmKinematics:
     def rotation_weight(self, options: IKOptions) -> float:
         if options.rotation_weight is not None:
             return options.rotation_weight
-        return 1.0 if self.dof >= 6 else 0.2
+        return 1.0 if self.dof >= 6 else 0.5
 
     def ik_step(
         self,
@@ -131,26 +131,43 @@ class ArmKinematics:
         jacobian = pin.getFrameJacobian(self.model, self.data, self.tip_frame, self._reference_frame)
         position_error = target[:3, 3] - current.translation
         rotation_error = pin.log3(target[:3, :3] @ current.rotation.T)
-        weight = self.rotation_weight(options)
-        error = np.concatenate((position_error, weight * rotation_error))
-        if weight != 1.0:
-            jacobian = jacobian.copy()
-            jacobian[3:] *= weight
-        jjt = jacobian @ jacobian.T
-        jjt[np.diag_indices(6)] += options.damping
-        step = jacobian.T @ np.linalg.solve(jjt, error)
-        if options.posture_gain > 0.0 and self.dof > 6:
-            # Only redundant arms have a null space; for the others the damped projector
-            # would leak the posture pull into the task and stall convergence.
-            reference = self._middle if posture is None else posture
-            projector = self._identity - jacobian.T @ np.linalg.solve(jjt, jacobian)
-            step += options.posture_gain * (projector @ (reference - q))
+        if self.dof >= 6:
+            error = np.concatenate((position_error, rotation_error))
+            jjt = jacobian @ jacobian.T
+            jjt[np.diag_indices(6)] += options.damping
+            step = jacobian.T @ np.linalg.solve(jjt, error)
+            if options.posture_gain > 0.0 and self.dof > 6:
+                # Only redundant arms have a null space; for the others the damped projector
+                # would leak the posture pull into the task and stall convergence.
+                reference = self._middle if posture is None else posture
+                projector = self._identity - jacobian.T @ np.linalg.solve(jjt, jacobian)
+                step += options.posture_gain * (projector @ (reference - q))
+        else:
+            step = self._prioritised_step(jacobian, position_error, rotation_error, options)
         step *= options.step_gain
         largest = np.max(np.abs(step))
         if largest > options.max_step:
             step *= options.max_step / largest
         q_next = np.clip(q + step, self.lower, self.upper)
         return q_next, float(np.linalg.norm(position_error)), float(np.linalg.norm(rotation_error))
+
+    def _prioritised_step(
+        self, jacobian: np.ndarray, position_error: np.ndarray, rotation_error: np.ndarray, options: IKOptions
+    ) -> np.ndarray:
+        """Position first, orientation in what is left (task priority, damped).
+
+        Arms with fewer than six joints cannot meet every orientation: the position task
+        gets the whole arm, and the orientation task only the motions that leave the tool
+        position unchanged, weighted by ``rotation_weight``.
+        """
+        linear, angular = jacobian[:3], jacobian[3:]
+        damping = options.damping * np.eye(3)
+        linear_pinv = linear.T @ np.linalg.inv(linear @ linear.T + damping)
+        step = linear_pinv @ position_error
+        projected = angular @ (self._identity - linear_pinv @ linear)
+        remaining = self.rotation_weight(options) * rotation_error - angular @ step
+        step += projected.T @ np.linalg.solve(projected @ projected.T + 1e-4 * np.eye(3), remaining)
+        return step
 
     def ik(
         self,
@@ -183,14 +200,22 @@ class ArmKinematics:
         full_pose = self.dof >= 6 and self.rotation_weight(options) > 0.0
         previous_rotation = math.inf
         position_error = rotation_error = math.inf
+        recent_position_errors: list[float] = []
+        step_options = options
         for iteration in range(1, options.max_iterations + 1):
-            q_next, position_error, rotation_error = self.ik_step(q, target, options)
+            q_next, position_error, rotation_error = self.ik_step(q, target, step_options)
             position_ok = position_error < options.position_tolerance
             if position_ok and (
                 rotation_error < options.rotation_tolerance
                 or (not full_pose and abs(previous_rotation - rotation_error) < options.rotation_tolerance)
             ):
                 return IKResult(q, True, position_error, rotation_error, iteration)
+            recent_position_errors.append(position_error)
+            if not full_pose and step_options is options and len(recent_position_errors) > 5:
+                # The orientation task is fighting a joint limit: the position stalls. Finish
+                # on position alone; the orientation reached so far is kept as a start.
+                if recent_position_errors[-6] - position_error < 0.01 * recent_position_errors[-6]:
+                    step_options = replace(options, rotation_weight=0.0)
             previous_rotation = rotation_error
             q = q_next
         return IKResult(q, False, position_error, rotation_error, options.max_iterations)
