@@ -25,9 +25,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("model", help="inspect and validate ONNX models and their contracts")
     commands = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
-    inspect = commands.add_parser(
-        "inspect", help="print the contract, the graph's inputs/outputs and mismatches"
-    )
+    inspect = commands.add_parser("inspect", help="print the contract, the graph's inputs/outputs and mismatches")
     inspect.add_argument("model", help="ONNX file")
     inspect.add_argument("--contract", help="YAML/JSON sidecar that supplies or overrides the contract")
     inspect.add_argument("--json", action="store_true", help="print one JSON document")
@@ -50,20 +48,18 @@ def _report(model: LoadedModel) -> dict[str, Any]:
     def tensors(items: Any) -> list[dict[str, Any]]:
         return [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in items]
 
+    graph = model.file_graph or model.graph
     return {
         "model": model.source,
         "model_id": model.model_id,
         "sha256": model.sha256,
         "opset": model.graph.opset,
         "producer": model.graph.producer,
-        "graph": {"inputs": tensors(model.graph.inputs), "outputs": tensors(model.graph.outputs)},
+        "graph": {"inputs": tensors(graph.inputs), "outputs": tensors(graph.outputs)},
+        "reshaped_for_session": model.file_graph is not None,
         "contract": model.contract.to_dict() if model.contract else None,
         "mismatches": list(model.problems)
-        + (
-            []
-            if model.contract
-            else ["contract: expected metadata 'robot_brain.contract' or a sidecar, found none"]
-        ),
+        + ([] if model.contract else ["contract: expected metadata 'robot_brain.contract' or a sidecar, found none"]),
     }
 
 

@@ -50,9 +50,12 @@ class LoadedModel:
     model_bytes: bytes
     contract: ModelContract | None
     graph: GraphInfo
+    """The graph as the session sees it (after ``reshape_graph``)."""
     sha256: str
     problems: tuple[str, ...]
     """Contract/graph mismatches (empty when the model is usable)."""
+    file_graph: GraphInfo | None = None
+    """The graph as declared in the file, when ``reshape_graph`` changed it (else None: same as ``graph``)."""
 
     @property
     def model_id(self) -> str:
@@ -127,9 +130,7 @@ def _parse(name: str, data: bytes) -> onnx.ModelProto:
     max_opset = onnx.defs.onnx_opset_version()
     opset = graph_info(model).opset
     if not MIN_OPSET <= opset <= max_opset:
-        raise ModelContractError(
-            f"model {name}: expected ONNX opset {MIN_OPSET}..{max_opset}, found opset {opset}"
-        )
+        raise ModelContractError(f"model {name}: expected ONNX opset {MIN_OPSET}..{max_opset}, found opset {opset}")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
@@ -183,20 +184,26 @@ def load_model(
     metadata = {p.key: p.value for p in model.metadata_props}
     override = read_sidecar(sidecar) if isinstance(sidecar, (str, Path)) else sidecar
     document = (
-        merge_documents(embedded_document(metadata), override)
-        if (metadata.get(METADATA_KEY) or override)
-        else None
+        merge_documents(embedded_document(metadata), override) if (metadata.get(METADATA_KEY) or override) else None
     )
     contract = ModelContract.from_dict(document) if document is not None else None
     graph = graph_info(model)
     problems: list[str] = []
     if contract is not None:
         problems = check_against_graph(contract, graph.inputs, graph.outputs)
-        if contract.reshape_graph and not problems:
-            _reshape_inputs(model, contract)
-            data = model.SerializeToString()
+    file_graph = None
+    if contract is not None and contract.reshape_graph and not problems:
+        _reshape_inputs(model, contract)
+        data = model.SerializeToString()
+        file_graph, graph = graph, graph_info(model)
     loaded = LoadedModel(
-        source=name, model_bytes=data, contract=contract, graph=graph, sha256=digest, problems=tuple(problems)
+        source=name,
+        model_bytes=data,
+        contract=contract,
+        graph=graph,
+        sha256=digest,
+        problems=tuple(problems),
+        file_graph=file_graph,
     )
     if require_contract:
         loaded.require_contract()

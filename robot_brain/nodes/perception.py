@@ -75,7 +75,7 @@ class PerceptionNode(LifecycleNode):
         declare(self, "min_area", 30.0, "Smallest blob area, px^2")
         declare(self, "shape", "any", "Blob shape filter: any, circle or square")
         declare(
-            self, "min_circularity", 0.8, "Circularity threshold for shape=circle (disc: 1, square: 0.785)"
+            self, "min_circularity", 0.85, "Circularity threshold for shape=circle (disc: ~0.9, square: ~0.8)"
         )
         declare(self, "target_frame", "", "Frame of published points (empty: the image's optical frame)")
         declare(

@@ -46,7 +46,7 @@ class ColorTargetDetector:
         *,
         min_area: float = 30.0,
         shape: str = "any",
-        min_circularity: float = 0.8,
+        min_circularity: float = 0.85,
     ) -> None:
         if len(hsv_lower) != 3 or len(hsv_upper) != 3:
             raise ConfigurationError(

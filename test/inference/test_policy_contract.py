@@ -87,7 +87,7 @@ def write(model: onnx.ModelProto, tmp_path: Path, name: str = "m.onnx") -> Path:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ModelContractError, match="expected an ONNX file at .*missing.onnx, found nothing"):
+    with pytest.raises(ModelContractError, match=r"expected an ONNX file at .*missing\.onnx, found nothing"):
         load_model(tmp_path / "missing.onnx")
 
 
@@ -95,7 +95,7 @@ def test_corrupt_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.onnx"
     data = build_policy(mlp_contract(), hidden=(8,)).SerializeToString()
     path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(ModelContractError, match="corrupt"):
+    with pytest.raises(ModelContractError, match=r"corrupt"):
         load_model(path)
     path.write_bytes(b"not an onnx file at all \x00\xff" * 10)
     with pytest.raises(ModelContractError, match="expected"):
@@ -113,7 +113,7 @@ def test_sha256_checked(tmp_path: Path) -> None:
 def test_unsupported_opset(tmp_path: Path) -> None:
     model = build_policy(mlp_contract(), hidden=(8,))
     model.opset_import[0].version = 99
-    with pytest.raises(ModelContractError, match="expected ONNX opset 7..\\d+, found opset 99"):
+    with pytest.raises(ModelContractError, match=r"expected ONNX opset 7\.\.\d+, found opset 99"):
         load_model(write(model, tmp_path))
 
 

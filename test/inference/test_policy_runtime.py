@@ -43,7 +43,7 @@ def test_gpu_request_without_gpu_warns_and_never_claims_gpu(request_: object) ->
 
 
 def test_unknown_provider_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="providers: expected 'auto' or names from .* found 'tpu'"):
+    with pytest.raises(ConfigurationError, match=r"providers: expected 'auto' or names from .* found 'tpu'"):
         resolve_providers(["tpu"])
 
 

@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 
-from ros_fixtures import executor, ros_context  # noqa: E402, F401 - pytest fixtures
+from ros_fixtures import executor, ros_context  # noqa: F401 - pytest fixtures
