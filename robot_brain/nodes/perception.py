@@ -68,15 +68,11 @@ class PerceptionNode(LifecycleNode):
         declare(self, "depth_scale", 0.001, "Metres per unit of integer depth images (16UC1 in mm: 0.001)")
         declare(self, "target_topic", "/perception/target_point", "geometry_msgs/PointStamped output")
         declare(self, "detector_enabled", True, "Run the colour/shape target detector")
-        declare(
-            self, "hsv_lower", [0, 120, 70], "Lower HSV bound (OpenCV: H 0-179); H above upper wraps (red)"
-        )
+        declare(self, "hsv_lower", [0, 120, 70], "Lower HSV bound (OpenCV: H 0-179); H above upper wraps (red)")
         declare(self, "hsv_upper", [10, 255, 255], "Upper HSV bound")
         declare(self, "min_area", 30.0, "Smallest blob area, px^2")
         declare(self, "shape", "any", "Blob shape filter: any, circle or square")
-        declare(
-            self, "min_circularity", 0.85, "Circularity threshold for shape=circle (disc: ~0.9, square: ~0.8)"
-        )
+        declare(self, "min_circularity", 0.85, "Circularity threshold for shape=circle (disc: ~0.9, square: ~0.8)")
         declare(self, "target_frame", "", "Frame of published points (empty: the image's optical frame)")
         declare(
             self,
@@ -98,9 +94,7 @@ class PerceptionNode(LifecycleNode):
         )
         declare(self, "diagnostics_period_s", 1.0, "Period of /diagnostics messages, s")
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(
-            float(value(self, "diagnostics_period_s")), self._publish_diagnostics
-        )
+        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -122,6 +116,11 @@ class PerceptionNode(LifecycleNode):
         self._status = "unconfigured"
 
     # ----------------------------------------------------------------------------- lifecycle
+    def destroy_node(self) -> None:
+        """Stop the worker thread and drop our entities before the node's handles go away."""
+        self._teardown()
+        super().destroy_node()
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Build the detector and the optional model; fail with the reason on bad parameters."""
         try:
@@ -149,9 +148,7 @@ class PerceptionNode(LifecycleNode):
         self._camera_pose = pose_to_matrix(list(value(self, "camera_pose")))
         self._plane = [float(v) for v in value(self, "plane")]
         if len(self._plane) != 4 or np.linalg.norm(self._plane[:3]) < 1e-9:
-            raise ConfigurationError(
-                f"plane: expected [nx ny nz d] with a non-zero normal, found {self._plane}"
-            )
+            raise ConfigurationError(f"plane: expected [nx ny nz d] with a non-zero normal, found {self._plane}")
         if str(value(self, "model_path")):
             self._vision = VisionModel(load_model_from_parameters(self), runtime_options(self))
             runtime = self._vision.runtime
@@ -167,9 +164,7 @@ class PerceptionNode(LifecycleNode):
         if self._detector is None and self._vision is None:
             raise ConfigurationError("perception: expected detector_enabled or a model_path, found neither")
         self._subscriptions = [
-            self.create_subscription(
-                Image, str(value(self, "image_topic")), self._on_image, qos_profile_sensor_data
-            ),
+            self.create_subscription(Image, str(value(self, "image_topic")), self._on_image, qos_profile_sensor_data),
             self.create_subscription(
                 CameraInfo, str(value(self, "camera_info_topic")), self._on_info, qos_profile_sensor_data
             ),
@@ -260,9 +255,7 @@ class PerceptionNode(LifecycleNode):
             except UserError as error:
                 self._problem("image", f"frame skipped: {error}")
             except Exception as error:  # a bad frame must never kill the worker
-                self._problem(
-                    "internal", f"frame skipped after an unexpected {type(error).__name__}: {error}"
-                )
+                self._problem("internal", f"frame skipped after an unexpected {type(error).__name__}: {error}")
             self._latency.record(time.perf_counter() - start)
 
     def _process(self, msg: Image) -> None:
@@ -302,8 +295,7 @@ class PerceptionNode(LifecycleNode):
         if (camera.width, camera.height) != (msg.width, msg.height):
             self._problem(
                 "size",
-                f"image size: expected {camera.width}x{camera.height} (camera_info), "
-                f"found {msg.width}x{msg.height}",
+                f"image size: expected {camera.width}x{camera.height} (camera_info), found {msg.width}x{msg.height}",
             )
             return
         detection = self._detector.detect(image, msg.encoding)
@@ -314,9 +306,7 @@ class PerceptionNode(LifecycleNode):
         if point is None:
             self._counts["targets without 3D point"] += 1
             return
-        header = Header(
-            stamp=msg.header.stamp, frame_id=str(value(self, "target_frame")) or msg.header.frame_id
-        )
+        header = Header(stamp=msg.header.stamp, frame_id=str(value(self, "target_frame")) or msg.header.frame_id)
         self._publishers["target"].publish(point_stamped(point, header))
         self._counts["targets published"] += 1
 
@@ -325,18 +315,14 @@ class PerceptionNode(LifecycleNode):
         if not str(value(self, "depth_topic")):
             return point_on_plane(camera, u, v, self._camera_pose, self._plane)
         if depth is None:
-            self._problem(
-                "depth", "no depth image received: expected one on " + str(value(self, "depth_topic"))
-            )
+            self._problem("depth", "no depth image received: expected one on " + str(value(self, "depth_topic")))
             return None
         if abs(stamp_to_seconds(depth.header.stamp) - stamp_to_seconds(msg.header.stamp)) > 0.1:
             self._counts["depth not aligned"] += 1
         depth_image = image_to_array(depth)
         scale = 1.0 if depth_image.dtype.kind == "f" else float(value(self, "depth_scale"))
         sx, sy = depth.width / msg.width, depth.height / msg.height
-        return point_from_depth(
-            camera, u, v, depth_at(depth_image, u * sx, v * sy, scale=scale), self._camera_pose
-        )
+        return point_from_depth(camera, u, v, depth_at(depth_image, u * sx, v * sy, scale=scale), self._camera_pose)
 
     # ----------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
@@ -362,7 +348,12 @@ class PerceptionNode(LifecycleNode):
             level, message = WARN, f"{self._status}; bad input: {', '.join(sorted(errors))}"
         self._diagnostics.publish(
             diagnostic_array(
-                self.get_clock().now(), f"{self.get_name()}: perception", model_id, level, message, values
+                self.get_clock().now(),
+                f"{self.get_fully_qualified_name().lstrip('/')}: perception",
+                model_id,
+                level,
+                message,
+                values,
             )
         )
 

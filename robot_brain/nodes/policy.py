@@ -74,23 +74,17 @@ class PolicyNode(LifecycleNode):
         declare_model_parameters(self, "builtin:reach", intra_threads=1)
         declare(self, "rate_hz", 0.0, "Inference rate in Hz; 0: the contract's control_rate_hz (else 10 Hz)")
         declare(self, "sync_tolerance_s", 0.05, "Largest stamp difference between synchronized inputs, s")
-        declare(
-            self, "max_observation_age_s", 0.5, "Skip the step when the observation is older than this, s"
-        )
+        declare(self, "max_observation_age_s", 0.5, "Skip the step when the observation is older than this, s")
         declare(self, "robot_description", "", "URDF XML of the robot (for ee_pose, joint names, validation)")
         declare(self, "urdf_path", "", "URDF/xacro file, used when robot_description is empty")
         declare(self, "base_link", "", "Arm base link (empty: detected)")
         declare(self, "tip_link", "", "Arm tip link (empty: detected)")
         declare(self, "joint_states_topic", "/joint_states", "JointState topic for joint and ee_pose inputs")
-        declare(
-            self, "action_chunk_topic", "/policy/action_chunk", "Where ActionChunk messages are published"
-        )
+        declare(self, "action_chunk_topic", "/policy/action_chunk", "Where ActionChunk messages are published")
         declare(self, "task_id", 0, "Value of task_id inputs")
         declare(self, "diagnostics_period_s", 1.0, "Period of /diagnostics messages, s")
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(
-            float(value(self, "diagnostics_period_s")), self._publish_diagnostics
-        )
+        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -114,6 +108,11 @@ class PolicyNode(LifecycleNode):
         self._rate_hz = 0.0
 
     # ----------------------------------------------------------------------------- lifecycle
+    def destroy_node(self) -> None:
+        """Stop the worker thread and drop our entities before the node's handles go away."""
+        self._teardown()
+        super().destroy_node()
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and check everything; fail with the reason on any user-fixable problem."""
         try:
@@ -129,9 +128,7 @@ class PolicyNode(LifecycleNode):
         model = load_model_from_parameters(self)
         contract = model.require_contract()
         if contract.kind != "policy":
-            raise ConfigurationError(
-                f"model {model.source}: expected a contract of kind policy, found {contract.kind}"
-            )
+            raise ConfigurationError(f"model {model.source}: expected a contract of kind policy, found {contract.kind}")
         arm = self._load_arm()
         action = contract.action_output
         arm_joints = tuple(arm.spec.joint_names) if arm else ()
@@ -281,9 +278,7 @@ class PolicyNode(LifecycleNode):
             if spec.role == ROLE_TARGET_POINT:
                 topic = spec.topic or "/perception/target_point"
                 self._subscriptions.append(
-                    self.create_subscription(
-                        PointStamped, topic, lambda msg, n=spec.name: self._store([n], msg), 10
-                    )
+                    self.create_subscription(PointStamped, topic, lambda msg, n=spec.name: self._store([n], msg), 10)
                 )
             elif spec.role == ROLE_IMAGE:
                 topic = spec.topic or "/camera/image_raw"
@@ -330,9 +325,7 @@ class PolicyNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds * 1e-9
         observation = assembler.assemble(now)
         if isinstance(observation, Skip):
-            self.get_logger().warning(
-                f"step skipped: {observation.reason}", throttle_duration_sec=LOG_THROTTLE_S
-            )
+            self.get_logger().warning(f"step skipped: {observation.reason}", throttle_duration_sec=LOG_THROTTLE_S)
             return
         self._last_age = observation.age
         action = contract.action_output
@@ -343,13 +336,9 @@ class PolicyNode(LifecycleNode):
             chunk = decode_chunk(outputs[action.name], action, contract.normalization.get(action.name))
         except (InvalidOutputError, ValueError) as error:
             self._rejected += 1
-            self.get_logger().error(
-                f"output rejected, not published: {error}", throttle_duration_sec=LOG_THROTTLE_S
-            )
+            self.get_logger().error(f"output rejected, not published: {error}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        stamp = Time(
-            nanoseconds=round(observation.stamp * 1e9), clock_type=self.get_clock().clock_type
-        ).to_msg()
+        stamp = Time(nanoseconds=round(observation.stamp * 1e9), clock_type=self.get_clock().clock_type).to_msg()
         joint_names = self._joint_names if action.action_space in JOINT_ACTION_SPACES else ()
         publisher.publish(
             action_chunk_msg(chunk, action, stamp, self._frame_id, self._model_id, self._step, joint_names)
@@ -389,7 +378,7 @@ class PolicyNode(LifecycleNode):
         self._diagnostics.publish(
             diagnostic_array(
                 self.get_clock().now(),
-                f"{self.get_name()}: policy",
+                f"{self.get_fully_qualified_name().lstrip('/')}: policy",
                 self._model_id or "none",
                 level,
                 message,
@@ -409,9 +398,7 @@ def _reshaped(read: Callable[[Any], np.ndarray], shape: tuple[int, ...]) -> Call
     def convert(payload: Any) -> np.ndarray:
         vector = np.asarray(read(payload))
         if -1 not in shape and vector.size != int(np.prod(shape)):
-            raise ValueError(
-                f"expected {int(np.prod(shape))} values for shape {list(shape)}, found {vector.size}"
-            )
+            raise ValueError(f"expected {int(np.prod(shape))} values for shape {list(shape)}, found {vector.size}")
         return vector.reshape(shape)
 
     return convert
