@@ -1,0 +1,436 @@
+"""``sim`` node: the MuJoCo simulator behind the topics of a real ros2_control cell.
+
+Publishes ``/joint_states`` (every hinge and slide joint, arm first), the task camera as
+``sensor_msgs/Image`` (rgb8) + ``CameraInfo``, ``/clock`` and ``/diagnostics`` (real-time
+factor, step and render times); accepts ``Float64MultiArray`` on
+``/<position_controller>/commands``, ``JointTrajectory`` on
+``/<trajectory_controller>/joint_trajectory`` and ``Float64MultiArray`` on
+``/<gripper_controller>/commands``; serves ``/sim/reset_episode`` and ``/sim/get_result``.
+
+Three threads: physics (absolute-deadline loop, steps to keep pace with the wall clock,
+publishes state), rendering (its own GL context and MjData copy, so a 20 ms frame never
+stalls physics) and the executor (commands and services, which only set targets).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import mujoco
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from robot_brain_msgs.msg import EpisodeResult
+from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray, Header
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_brain.embodiment import load_arm
+from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.ros.image import array_to_image
+from robot_brain.ros.model_params import declare, value
+from robot_brain.ros.sim_io import camera_info_msg, episode_result_msg, time_msg, trajectory_arrays
+from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulation, build_simulation
+from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix
+
+LOG_THROTTLE_S = 5.0
+
+#: Every parameter: name, default, description. ``config/sim.yaml`` mirrors these (a test checks).
+PARAMETERS: tuple[tuple[str, Any, str], ...] = (
+    ("robot_description", "", "URDF XML of the robot (takes precedence over urdf_path)"),
+    ("urdf_path", "", "Robot description file: .urdf or .xacro"),
+    ("base_link", "", "Base link of the arm chain (empty: automatic)"),
+    ("tip_link", "", "Tool link of the arm chain (empty: automatic)"),
+    ("real_time_factor", 1.0, "Sim seconds per wall second: 1 locks to real time, 0 runs as fast as possible"),
+    ("timestep", 0.002, "Physics step, s"),
+    ("publish_rate_hz", 250.0, "Rate of /joint_states and /clock (and of command application), Hz"),
+    ("joint_states_topic", "/joint_states", "sensor_msgs/JointState output"),
+    ("position_controller", "forward_position_controller", "Accept Float64MultiArray on /<name>/commands"),
+    ("position_command_joints", [""], "Joint order of position commands (empty: the arm's base-to-tip order)"),
+    ("trajectory_controller", "joint_trajectory_controller", "Accept JointTrajectory on /<name>/joint_trajectory"),
+    ("gripper_controller", "gripper_controller", "Accept Float64MultiArray on /<name>/commands (gripper joints)"),
+    ("camera_rate_hz", 15.0, "Camera frames per second (0: no camera)"),
+    ("camera_width", 320, "Camera image width, px"),
+    ("camera_height", 240, "Camera image height, px"),
+    ("camera_shadows", False, "Render shadows (about 4x slower on a CPU renderer)"),
+    ("camera_frame_id", "camera_optical_frame", "frame_id of images (optical frame: z forward, x right, y down)"),
+    ("image_topic", "/camera/image_raw", "sensor_msgs/Image output (rgb8)"),
+    ("camera_info_topic", "/camera/camera_info", "sensor_msgs/CameraInfo output"),
+    ("camera_pose", [0.0], "Optical frame in the base frame [x y z qx qy qz qw] ([0.0]: from the workspace)"),
+    ("camera_fovy_deg", 50.0, "Vertical field of view, degrees"),
+    ("bandwidth_hz", 8.0, "Position-loop natural frequency of the default actuator gains, Hz"),
+    ("damping_ratio", 1.0, "Damping ratio of the default actuator gains"),
+    ("kp", [0.0], "Actuator stiffness per command joint, arm then gripper ([0.0]: from bandwidth and inertia)"),
+    ("kv", [0.0], "Actuator damping per command joint ([0.0]: critical damping)"),
+    ("gravity_compensation", True, "Drives hold the arm against gravity, as a position-controlled cell does"),
+    ("self_collision", False, "Collide the arm's links with each other"),
+    ("object_color", [0.9, 0.1, 0.1], "RGB of the task object (perception's default detector looks for red)"),
+    ("region_radius", [0.4, 0.7], "Object placement radii, fractions of the arm's reach"),
+    ("region_yaw_deg", 45.0, "Half-angle of the placement sector around the base's +x, degrees"),
+    ("object_size", 0.06, "Object edge, fraction of the reach (clipped to 2-10 cm)"),
+    ("tolerance", 0.045, "Success radius, fraction of the reach (clipped to 2-10 cm)"),
+    ("home", [0.0], "Home configuration, arm order ([0.0]: tool down above the task region, by IK)"),
+    ("home_height", 0.3, "Tool height above the table at home, fraction of the reach"),
+    ("time_limit", 0.0, "Episode time limit, sim s (0: max(8, 10 x reach in m))"),
+    ("seed", 0, "Seed of the first episode"),
+    ("diagnostics_period_s", 1.0, "Period of /diagnostics and of the real-time-factor log, s"),
+)
+
+
+def _list_or_empty(values: Any) -> list[Any]:
+    """ROS parameters cannot be empty typed arrays: ``[0.0]`` / ``[""]`` stand for "not set"."""
+    items = list(values)
+    return [] if items in ([0.0], [""], [0]) else items
+
+
+class SimNode(Node):
+    """Runs the simulation and speaks ros2_control's topics."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sim", **kwargs)
+        for name, default, description in PARAMETERS:
+            declare(self, name, default, description)
+        self.simulation = self._build()
+        sim = self.simulation.simulator
+        self._lock = RealTimeLock(sim.model.opt.timestep, float(value(self, "real_time_factor")))
+        self._stop = threading.Event()
+        self._step_time = _Mean()
+        self._render_time = _Mean()
+        self._warned: dict[str, float] = {}
+        self._last_done = False
+        self._sim_time_stamps = bool(value(self, "use_sim_time"))
+
+        self._joint_msg = JointState(name=list(self.simulation.scene.state_joints))
+        self._joint_pub = self.create_publisher(JointState, str(value(self, "joint_states_topic")), 10)
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self._object_pub = self.create_publisher(PointStamped, "/sim/object_point", QoSProfile(depth=1))
+        self._result_pub = self.create_publisher(EpisodeResult, "/sim/episode_result", QoSProfile(depth=10))
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._subscribe_commands()
+        self.create_service(ResetEpisode, "/sim/reset_episode", self._on_reset)
+        self.create_service(GetEpisodeResult, "/sim/get_result", self._on_get_result)
+        self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
+
+        self._camera_rate = float(value(self, "camera_rate_hz"))
+        self._image_pub = self.create_publisher(Image, str(value(self, "image_topic")), qos_profile_sensor_data)
+        self._info_pub = self.create_publisher(
+            CameraInfo, str(value(self, "camera_info_topic")), qos_profile_sensor_data
+        )
+        width, height = int(value(self, "camera_width")), int(value(self, "camera_height"))
+        self._camera_info = camera_info_msg(
+            camera_matrix(sim.model, self.simulation.scene.task_camera, width, height),
+            width, height, str(value(self, "camera_frame_id")),
+        )
+        self._render_error: str | None = None
+        self._render_ready = threading.Event()
+        self._threads = [threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True)]
+        if self._camera_rate > 0.0:
+            self._threads.append(threading.Thread(target=self._render_loop, name="sim-render", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        if self._camera_rate > 0.0:
+            self._render_ready.wait(timeout=30.0)
+            if self._render_error:
+                raise ConfigurationError(self._render_error)
+        self._publish_object()
+        spec = self.simulation.arm.spec
+        self.get_logger().info(
+            f"{spec.name}: {spec.dof} arm joints, gripper {list(self.simulation.scene.gripper_joints) or 'none'}, "
+            f"reach {self.simulation.layout.reach:.2f} m, tolerance {self.simulation.layout.tolerance * 100:.1f} cm, "
+            f"real_time_factor {self._lock.factor:g}"
+        )
+
+    # -- construction ---------------------------------------------------------------------
+
+    def _build(self) -> Simulation:
+        source = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
+        if not source:
+            raise ConfigurationError("sim: expected robot_description or urdf_path, found neither")
+        arm = load_arm(source, base_link=str(value(self, "base_link")) or None,
+                       tip_link=str(value(self, "tip_link")) or None)
+        for warning in arm.spec.warnings:
+            self.get_logger().warning(warning)
+        camera_pose = _list_or_empty(value(self, "camera_pose"))
+        layout_options = LayoutOptions(
+            region_radius=tuple(float(v) for v in value(self, "region_radius")),  # type: ignore[arg-type]
+            region_yaw_deg=float(value(self, "region_yaw_deg")),
+            object_size=float(value(self, "object_size")),
+            tolerance=float(value(self, "tolerance")),
+            home=tuple(float(v) for v in _list_or_empty(value(self, "home"))),
+            home_height=float(value(self, "home_height")),
+            camera_pose=tuple(float(v) for v in camera_pose),
+            camera_fovy_deg=float(value(self, "camera_fovy_deg")),
+        )
+        command_joints = (*arm.spec.joint_names,
+                          *(j for j in arm.spec.gripper_joints if j not in arm.spec.mimic_joints))
+        kp, kv = _list_or_empty(value(self, "kp")), _list_or_empty(value(self, "kv"))
+        if kp and len(kp) != len(command_joints):
+            raise ConfigurationError(f"kp: expected {len(command_joints)} values ({', '.join(command_joints)}), "
+                                     f"found {len(kp)}")
+        if kv and len(kv) != len(kp):
+            raise ConfigurationError(f"kv: expected {len(kp)} values (one per kp), found {len(kv)}")
+        color = [float(v) for v in value(self, "object_color")]
+        if len(color) != 3:
+            raise ConfigurationError(f"object_color: expected [r g b] in 0-1, found {color}")
+        scene_options = SceneOptions(
+            timestep=float(value(self, "timestep")),
+            bandwidth_hz=float(value(self, "bandwidth_hz")),
+            damping_ratio=float(value(self, "damping_ratio")),
+            gains={name: (float(p), float(kv[i]) if kv else 2.0 * math.sqrt(float(p)))
+                   for i, (name, p) in enumerate(zip(command_joints, kp, strict=False))},
+            gravity_compensation=bool(value(self, "gravity_compensation")),
+            self_collision=bool(value(self, "self_collision")),
+            object_rgba=(*color, 1.0),  # type: ignore[arg-type]
+            camera_width=int(value(self, "camera_width")),
+            camera_height=int(value(self, "camera_height")),
+        )
+        simulation = build_simulation(arm, layout_options, scene_options, float(value(self, "time_limit")),
+                                      int(value(self, "seed")))
+        for warning in (*simulation.scene.warnings, *simulation.layout.notes):
+            self.get_logger().warning(warning)
+        return simulation
+
+    def _subscribe_commands(self) -> None:
+        sim = self.simulation.simulator
+        names = _list_or_empty(value(self, "position_command_joints")) or list(self.simulation.arm.spec.joint_names)
+        self._position_indices = sim.joint_indices([str(n) for n in names])
+        position = str(value(self, "position_controller")).strip("/")
+        trajectory = str(value(self, "trajectory_controller")).strip("/")
+        gripper = str(value(self, "gripper_controller")).strip("/")
+        self.create_subscription(Float64MultiArray, f"/{position}/commands", self._on_positions, 10)
+        self.create_subscription(JointTrajectory, f"/{trajectory}/joint_trajectory", self._on_trajectory, 10)
+        if self.simulation.scene.gripper_joints:
+            self.create_subscription(Float64MultiArray, f"/{gripper}/commands", self._on_gripper, 10)
+
+    # -- commands and services ------------------------------------------------------------
+
+    def _on_positions(self, msg: Float64MultiArray) -> None:
+        try:
+            self.simulation.simulator.command_positions(self._position_indices, msg.data)
+        except UserError as error:
+            self._warn("positions", f"position command ignored: {error}")
+
+    def _on_gripper(self, msg: Float64MultiArray) -> None:
+        try:
+            self.simulation.simulator.command_gripper(msg.data)
+        except UserError as error:
+            self._warn("gripper", f"gripper command ignored: {error}")
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            names, times, points = trajectory_arrays(msg)
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            delay = stamp - self._now_seconds() if stamp > 0.0 else 0.0
+            self.simulation.simulator.command_trajectory(names, times, points, delay)
+        except (UserError, ValueError) as error:
+            self._warn("trajectory", f"trajectory rejected: {error}")
+
+    def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
+        state = self.simulation.simulator.reset(int(request.seed))
+        self._lock.restart(self.simulation.simulator.time)
+        self._last_done = False
+        self._publish_object()
+        response.success = True
+        response.message = f"episode {state.episode} with seed {state.seed}"
+        response.result = episode_result_msg(state)
+        return response
+
+    def _on_get_result(self, request: GetEpisodeResult.Request,
+                       response: GetEpisodeResult.Response) -> GetEpisodeResult.Response:
+        response.result = episode_result_msg(self.simulation.simulator.result())
+        return response
+
+    # -- physics --------------------------------------------------------------------------
+
+    def _physics_loop(self) -> None:
+        sim = self.simulation.simulator
+        period = 1.0 / float(value(self, "publish_rate_hz"))
+        cycle_steps = max(round(period / sim.model.opt.timestep), 1)
+        self._lock.restart(sim.time)
+        deadline = time.perf_counter()
+        while self._running():
+            steps = self._lock.steps_due(sim.time, cycle_steps)
+            if steps:
+                started = time.perf_counter()
+                sim.step(steps)
+                self._step_time.add((time.perf_counter() - started) / steps)
+            self._lock.record(sim.time)
+            if not self._publishing(self._publish_state):
+                return
+            if self._lock.factor > 0.0:
+                deadline += period
+                delay = deadline - time.perf_counter()
+                if delay > 0.0:
+                    time.sleep(delay)
+                elif delay < -period:
+                    deadline = time.perf_counter()  # fell behind: re-anchor instead of bursting
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and self.context.ok()
+
+    def _publishing(self, publish: Any, *args: Any) -> bool:
+        """Run ``publish``; False when the node is shutting down (the context goes first on Ctrl-C)."""
+        try:
+            publish(*args)
+            return True
+        except Exception:
+            if self._running():
+                raise
+            return False
+
+    def _now_seconds(self) -> float:
+        if self._sim_time_stamps:
+            return self.simulation.simulator.time
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _stamp(self, sim_time: float) -> Any:
+        return time_msg(sim_time) if self._sim_time_stamps else self.get_clock().now().to_msg()
+
+    def _publish_state(self) -> None:
+        snapshot = self.simulation.simulator.joint_state()
+        msg = self._joint_msg
+        msg.header.stamp = self._stamp(snapshot.time)
+        msg.position = snapshot.position.tolist()
+        msg.velocity = snapshot.velocity.tolist()
+        msg.effort = snapshot.effort.tolist()
+        self._joint_pub.publish(msg)
+        self._clock_pub.publish(Clock(clock=time_msg(snapshot.time)))
+        state = self.simulation.simulator.result()
+        if state.done and not self._last_done:
+            self._last_done = True
+            self._result_pub.publish(episode_result_msg(state))
+            self.get_logger().info(f"episode {state.episode} (seed {state.seed}): {state.message}")
+
+    def _publish_object(self) -> None:
+        target = self.simulation.simulator.result().target
+        msg = PointStamped()
+        msg.header = Header(stamp=self._stamp(self.simulation.simulator.time),
+                            frame_id=self.simulation.arm.spec.base_link)
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in target)
+        self._object_pub.publish(msg)
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def _render_loop(self) -> None:
+        scene = self.simulation.scene
+        width, height = self._camera_info.width, self._camera_info.height
+        try:
+            renderer = OffscreenRenderer(scene.model, width, height, shadows=bool(value(self, "camera_shadows")))
+        except UserError as error:
+            self._render_error = str(error)
+            self._render_ready.set()
+            return
+        self._render_ready.set()
+        data = mujoco.MjData(scene.model)
+        frame = np.empty((height, width, 3), dtype=np.uint8)
+        period = 1.0 / self._camera_rate
+        deadline = time.perf_counter()
+        try:
+            while self._running():
+                started = time.perf_counter()
+                sim_time = self.simulation.simulator.copy_kinematics(data)
+                header = Header(stamp=self._stamp(sim_time), frame_id=self._camera_info.header.frame_id)
+                renderer.render(data, scene.task_camera, out=frame)
+                image = array_to_image(frame, "rgb8", header)
+                self._camera_info.header = header
+                if not self._publishing(self._publish_frame, image):
+                    return
+                self._render_time.add(time.perf_counter() - started)
+                deadline += period / max(self._lock.factor, 1e-9) if self._lock.factor > 0 else period
+                delay = deadline - time.perf_counter()
+                if delay > 0.0:
+                    self._stop.wait(delay)
+                else:
+                    deadline = time.perf_counter()
+        finally:
+            renderer.close()
+
+    def _publish_frame(self, image: Image) -> None:
+        self._image_pub.publish(image)
+        self._info_pub.publish(self._camera_info)
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        rtf = self._lock.measured
+        state = self.simulation.simulator.result()
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK if (math.isnan(rtf) or self._lock.factor == 0.0 or rtf > 0.9 * self._lock.factor)
+            else DiagnosticStatus.WARN,
+            name="sim",
+            hardware_id=self.simulation.arm.spec.name,
+            message=f"real-time factor {rtf:.2f}",
+            values=[KeyValue(key=k, value=v) for k, v in (
+                ("real_time_factor", f"{rtf:.3f}"),
+                ("target_real_time_factor", f"{self._lock.factor:g}"),
+                ("sim_time_s", f"{self.simulation.simulator.time:.3f}"),
+                ("step_us", f"{self._step_time.value * 1e6:.1f}"),
+                ("render_ms", f"{self._render_time.value * 1e3:.2f}"),
+                ("episode", str(state.episode)),
+                ("episode_status", state.message),
+            )],
+        )
+        self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                      status=[status]))
+
+    @property
+    def real_time_factor(self) -> float:
+        return self._lock.measured
+
+    def _warn(self, key: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self._warned.get(key, -math.inf) >= LOG_THROTTLE_S:
+            self._warned[key] = now
+            self.get_logger().warning(text)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        super().destroy_node()
+
+
+class _Mean:
+    """Exponential moving average of a duration (thread-safe enough for reporting)."""
+
+    def __init__(self, weight: float = 0.05) -> None:
+        self.value = 0.0
+        self._weight = weight
+
+    def add(self, sample: float) -> None:
+        self.value = sample if self.value == 0.0 else self.value + self._weight * (sample - self.value)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the sim node (``sim --ros-args --params-file config/sim.yaml -p urdf_path:=...``)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except UserError as error:
+        import sys
+
+        print(f"sim: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
