@@ -48,9 +48,7 @@ class GraphBuilder:
         self._count += 1
         return f"{prefix}_{self._count}"
 
-    def const(
-        self, value: np.ndarray | Sequence[float] | float, prefix: str = "c", dtype: type = np.float32
-    ) -> str:
+    def const(self, value: np.ndarray | Sequence[float] | float, prefix: str = "c", dtype: type = np.float32) -> str:
         """Add an initializer and return its name."""
         name = self.name(prefix)
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))

@@ -229,9 +229,7 @@ class OutputSpec:
         )
         if role != ROLE_ACTION_CHUNK:
             return spec
-        space = _check_choice(
-            _require(data, "action_space", where), tuple(ACTION_SPACE_SIZES), f"{where}.action_space"
-        )
+        space = _check_choice(_require(data, "action_space", where), tuple(ACTION_SPACE_SIZES), f"{where}.action_space")
         horizon, dim = _require(data, "horizon", where), _require(data, "dim", where)
         for key, value in (("horizon", horizon), ("dim", dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -374,9 +372,7 @@ class ModelContract:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready document (inverse of :meth:`from_dict`)."""
         data = asdict(self)
-        data["normalization"] = {
-            k: {"mean": list(v.mean), "std": list(v.std)} for k, v in self.normalization.items()
-        }
+        data["normalization"] = {k: {"mean": list(v.mean), "std": list(v.std)} for k, v in self.normalization.items()}
         for spec in data["inputs"]:
             if spec["image"] is None:
                 del spec["image"]
@@ -405,9 +401,7 @@ def parse_document_text(text: str, source: str) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelContractError(
-            f"contract {source}: expected JSON or YAML, found a syntax error ({first})"
-        ) from None
+        raise ModelContractError(f"contract {source}: expected JSON or YAML, found a syntax error ({first})") from None
     if not isinstance(data, dict):
         raise ModelContractError(f"contract {source}: expected a mapping, found {type(data).__name__}")
     return data
@@ -433,9 +427,7 @@ def embedded_document(metadata: Mapping[str, str]) -> dict[str, Any] | None:
             f"metadata '{METADATA_KEY}': expected a JSON document, found invalid JSON ({error.msg})"
         ) from None
     if not isinstance(data, dict):
-        raise ModelContractError(
-            f"metadata '{METADATA_KEY}': expected a JSON object, found {type(data).__name__}"
-        )
+        raise ModelContractError(f"metadata '{METADATA_KEY}': expected a JSON object, found {type(data).__name__}")
     return data
 
 
@@ -496,9 +488,7 @@ def check_against_graph(
     return problems
 
 
-def _compare(
-    where: str, dtype: str, shape: tuple[Dim, ...] | None, graph: TensorInfo, ranks_only: bool
-) -> list[str]:
+def _compare(where: str, dtype: str, shape: tuple[Dim, ...] | None, graph: TensorInfo, ranks_only: bool) -> list[str]:
     problems = []
     if graph.dtype != dtype:
         problems.append(f"{where}: expected dtype {dtype}, found {graph.dtype} in the graph")

@@ -36,8 +36,10 @@ class Observation:
     """Model inputs (already normalised) and the time they describe."""
 
     feeds: dict[str, np.ndarray]
-    stamp: float
+    stamp_ns: int
+    """Integer nanoseconds, so the chunk carries exactly the stamp of the message it came from."""
     age: float
+    """Seconds between the stamp and the assembly time."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class ObservationAssembler:
         self.sync_tolerance = float(sync_tolerance)
         self.max_age = float(max_age)
         self._lock = threading.Lock()
-        self._latest: dict[str, tuple[Any, float]] = {}
+        self._latest: dict[str, tuple[Any, int]] = {}
         self._constants: dict[str, np.ndarray] = {}
         self.skips: Counter[str] = Counter()
         self._synced = tuple(s.name for s in contract.inputs if s.synchronized and s.role != ROLE_TASK_ID)
@@ -94,12 +96,12 @@ class ObservationAssembler:
         with self._lock:
             self._constants[name] = value
 
-    def update(self, name: str, payload: Any, stamp: float) -> None:
-        """Store the newest payload for one input (called from subscription callbacks)."""
+    def update(self, name: str, payload: Any, stamp_ns: int) -> None:
+        """Store the newest payload for one input, stamped in integer nanoseconds (subscription callbacks)."""
         with self._lock:
-            self._latest[name] = (payload, stamp)
+            self._latest[name] = (payload, int(stamp_ns))
 
-    def assemble(self, now: float) -> Observation | Skip:
+    def assemble(self, now_ns: int) -> Observation | Skip:
         """Build the feeds, or say why not (missing input, misaligned stamps, stale data)."""
         with self._lock:
             latest = dict(self._latest)
@@ -108,10 +110,10 @@ class ObservationAssembler:
             if spec.name not in latest and spec.name not in constants:
                 return self._skip(f"missing input '{spec.name}' ({spec.role})")
         stamps = [latest[n][1] for n in self._synced]
-        stamp = max(stamps) if stamps else max((s for _, s in latest.values()), default=now)
-        if stamps and stamp - min(stamps) > self.sync_tolerance:
+        stamp = max(stamps) if stamps else max((s for _, s in latest.values()), default=now_ns)
+        if stamps and (stamp - min(stamps)) * 1e-9 > self.sync_tolerance:
             return self._skip(f"inputs not aligned within {self.sync_tolerance:.3f} s")
-        age = now - stamp
+        age = (now_ns - stamp) * 1e-9
         if age > self.max_age:
             return self._skip(f"observation older than {self.max_age:.3f} s")
         feeds: dict[str, np.ndarray] = {}
@@ -128,7 +130,7 @@ class ObservationAssembler:
                     np.asarray(value, dtype=spec.dtype), self.contract.normalization.get(spec.name)
                 )
             feeds[spec.name] = value
-        return Observation(feeds=feeds, stamp=stamp, age=age)
+        return Observation(feeds=feeds, stamp_ns=stamp, age=age)
 
     def _skip(self, reason: str) -> Skip:
         self.skips[reason] += 1
@@ -181,9 +183,7 @@ def check_arm_compatibility(
     names = contract.joint_names or tuple(arm_joints)
     missing = [n for n in contract.joint_names if n not in arm_joints and n not in gripper_joints]
     if missing:
-        problems.append(
-            f"contract joint_names: expected joints of the arm {list(arm_joints)}, found unknown {missing}"
-        )
+        problems.append(f"contract joint_names: expected joints of the arm {list(arm_joints)}, found unknown {missing}")
     if contract.kind == "policy":
         action = contract.action_output
         if action.action_space in JOINT_ACTION_SPACES and action.arm_dim != len(names):
@@ -197,7 +197,5 @@ def check_arm_compatibility(
         spec = next(s for s in contract.inputs if s.name == name)
         wanted = len(gripper_joints) if spec.role == ROLE_GRIPPER_STATE else len(names)
         if width != wanted:
-            problems.append(
-                f"input '{name}' ({spec.role}): expected {wanted} values for this arm, found {width}"
-            )
+            problems.append(f"input '{name}' ({spec.role}): expected {wanted} values for this arm, found {width}")
     return problems

@@ -106,14 +106,10 @@ def resolve_providers(request: str | Sequence[str]) -> tuple[str, ...]:
     for name in request:
         full = PROVIDER_ALIASES.get(name.lower(), name)
         if full not in available:
-            raise ConfigurationError(
-                f"providers: expected 'auto' or names from {', '.join(available)}, found {name!r}"
-            )
+            raise ConfigurationError(f"providers: expected 'auto' or names from {', '.join(available)}, found {name!r}")
         resolved.append(full)
     if not resolved:
-        raise ConfigurationError(
-            "providers: expected 'auto' or at least one provider name, found an empty list"
-        )
+        raise ConfigurationError("providers: expected 'auto' or at least one provider name, found an empty list")
     return tuple(dict.fromkeys(resolved))
 
 
@@ -156,9 +152,7 @@ def _provider_entries(names: Sequence[str], options: RuntimeOptions) -> list[tup
     return entries
 
 
-def _fallback_warning(
-    request: str | Sequence[str], requested: Sequence[str], active: Sequence[str]
-) -> str | None:
+def _fallback_warning(request: str | Sequence[str], requested: Sequence[str], active: Sequence[str]) -> str | None:
     """The loud message when a GPU provider was asked for (or auto could not find one)."""
     primary = active[0] if active else CPU
     wanted_gpu = [p for p in requested if p in GPU_PROVIDERS]
@@ -304,15 +298,11 @@ class InferenceRuntime:
                 if buffer is not None:
                     if value is not buffer:
                         if value.shape != buffer.shape and value.size != buffer.size:
-                            raise ValueError(
-                                f"input '{name}': expected shape {buffer.shape}, found {value.shape}"
-                            )
+                            raise ValueError(f"input '{name}': expected shape {buffer.shape}, found {value.shape}")
                         np.copyto(buffer, value.reshape(buffer.shape), casting="unsafe")
                 else:
                     info = self.inputs[name]
-                    self._binding.bind_cpu_input(
-                        name, np.ascontiguousarray(value, dtype=_numpy_dtype(info.dtype))
-                    )
+                    self._binding.bind_cpu_input(name, np.ascontiguousarray(value, dtype=_numpy_dtype(info.dtype)))
         try:
             self.session.run_with_iobinding(self._binding)
         except Exception as error:  # onnxruntime's Fail/RuntimeException: bad shapes at run time

@@ -50,8 +50,14 @@ from robot_brain.ros.model_params import (
     runtime_options,
     value,
 )
-from robot_brain.ros.perception_io import camera_model_from_info, heatmap_msg, point_stamped, tensor_msg
-from robot_brain.ros.policy_io import stamp_to_seconds
+from robot_brain.ros.perception_io import (
+    camera_model_from_info,
+    heatmap_msg,
+    point_stamped,
+    tensor_msg,
+    topic_token,
+)
+from robot_brain.ros.policy_io import stamp_to_nanoseconds
 
 LOG_THROTTLE_S = 5.0
 
@@ -104,8 +110,8 @@ class PerceptionNode(LifecycleNode):
         self._camera_pose = np.eye(4)
         self._plane: list[float] = [0.0, 0.0, 1.0, 0.0]
         self._depth: Image | None = None
-        self._subscriptions: list[Any] = []
-        self._publishers: dict[str, Any] = {}
+        self._topic_subscriptions: list[Any] = []
+        self._output_publishers: dict[str, Any] = {}
         self._pending: Image | None = None
         self._wake = threading.Condition()
         self._running = False
@@ -142,7 +148,7 @@ class PerceptionNode(LifecycleNode):
                 shape=str(value(self, "shape")),
                 min_circularity=float(value(self, "min_circularity")),
             )
-            self._publishers["target"] = self.create_lifecycle_publisher(
+            self._output_publishers["target"] = self.create_lifecycle_publisher(
                 PointStamped, str(value(self, "target_topic")), QoSProfile(depth=10)
             )
         self._camera_pose = pose_to_matrix(list(value(self, "camera_pose")))
@@ -157,20 +163,20 @@ class PerceptionNode(LifecycleNode):
             prefix = str(value(self, "model_output_prefix")).rstrip("/")
             for output in self._vision.contract.outputs:
                 kind = Image if output.role == ROLE_HEATMAP else Float32MultiArray
-                self._publishers[output.name] = self.create_lifecycle_publisher(
-                    kind, output.topic or f"{prefix}/{output.name}", QoSProfile(depth=5)
+                self._output_publishers[output.name] = self.create_lifecycle_publisher(
+                    kind, output.topic or f"{prefix}/{topic_token(output.name)}", QoSProfile(depth=5)
                 )
             self.get_logger().info(f"vision model {self._vision.model_id} on {runtime.providers.primary}")
         if self._detector is None and self._vision is None:
             raise ConfigurationError("perception: expected detector_enabled or a model_path, found neither")
-        self._subscriptions = [
+        self._topic_subscriptions = [
             self.create_subscription(Image, str(value(self, "image_topic")), self._on_image, qos_profile_sensor_data),
             self.create_subscription(
                 CameraInfo, str(value(self, "camera_info_topic")), self._on_info, qos_profile_sensor_data
             ),
         ]
         if str(value(self, "depth_topic")):
-            self._subscriptions.append(
+            self._topic_subscriptions.append(
                 self.create_subscription(
                     Image, str(value(self, "depth_topic")), self._on_depth, qos_profile_sensor_data
                 )
@@ -210,9 +216,9 @@ class PerceptionNode(LifecycleNode):
 
     def _teardown(self) -> None:
         self._stop_worker()
-        for subscription in self._subscriptions:
+        for subscription in self._topic_subscriptions:
             self.destroy_subscription(subscription)
-        for publisher in self._publishers.values():
+        for publisher in self._output_publishers.values():
             self.destroy_lifecycle_publisher(publisher)
         self._reset_state()
 
@@ -276,7 +282,7 @@ class PerceptionNode(LifecycleNode):
     def _publish_outputs(self, outputs: dict[str, np.ndarray], header: Header) -> None:
         assert self._vision is not None
         for output in self._vision.contract.outputs:
-            publisher = self._publishers[output.name]
+            publisher = self._output_publishers[output.name]
             if output.role == ROLE_HEATMAP:
                 publisher.publish(heatmap_msg(outputs[output.name], header))
             else:
@@ -307,7 +313,7 @@ class PerceptionNode(LifecycleNode):
             self._counts["targets without 3D point"] += 1
             return
         header = Header(stamp=msg.header.stamp, frame_id=str(value(self, "target_frame")) or msg.header.frame_id)
-        self._publishers["target"].publish(point_stamped(point, header))
+        self._output_publishers["target"].publish(point_stamped(point, header))
         self._counts["targets published"] += 1
 
     def _point(self, camera: CameraModel, u: float, v: float, msg: Image) -> np.ndarray | None:
@@ -317,7 +323,7 @@ class PerceptionNode(LifecycleNode):
         if depth is None:
             self._problem("depth", "no depth image received: expected one on " + str(value(self, "depth_topic")))
             return None
-        if abs(stamp_to_seconds(depth.header.stamp) - stamp_to_seconds(msg.header.stamp)) > 0.1:
+        if abs(stamp_to_nanoseconds(depth.header.stamp) - stamp_to_nanoseconds(msg.header.stamp)) > 100_000_000:
             self._counts["depth not aligned"] += 1
         depth_image = image_to_array(depth)
         scale = 1.0 if depth_image.dtype.kind == "f" else float(value(self, "depth_scale"))

@@ -60,7 +60,7 @@ from robot_brain.ros.model_params import (
     runtime_options,
     value,
 )
-from robot_brain.ros.policy_io import JointStateIndexer, action_chunk_msg, point_to_array, stamp_to_seconds
+from robot_brain.ros.policy_io import JointStateIndexer, action_chunk_msg, point_to_array, stamp_to_nanoseconds
 
 DEFAULT_RATE_HZ = 10.0
 LOG_THROTTLE_S = 5.0
@@ -92,7 +92,7 @@ class PolicyNode(LifecycleNode):
         self._assembler: ObservationAssembler | None = None
         self._contract: ModelContract | None = None
         self._publisher: Any = None
-        self._subscriptions: list[Any] = []
+        self._topic_subscriptions: list[Any] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._latency = LatencyStats()
@@ -200,7 +200,7 @@ class PolicyNode(LifecycleNode):
 
     def _teardown(self) -> None:
         self._stop_thread()
-        for subscription in self._subscriptions:
+        for subscription in self._topic_subscriptions:
             self.destroy_subscription(subscription)
         if self._publisher is not None:
             self.destroy_lifecycle_publisher(self._publisher)
@@ -266,7 +266,7 @@ class PolicyNode(LifecycleNode):
         joint_roles = (ROLE_JOINT_POSITIONS, ROLE_JOINT_VELOCITIES, ROLE_GRIPPER_STATE, ROLE_EE_POSE)
         joint_inputs = [s.name for s in contract.inputs if s.role in joint_roles]
         if joint_inputs:
-            self._subscriptions.append(
+            self._topic_subscriptions.append(
                 self.create_subscription(
                     JointState,
                     str(value(self, "joint_states_topic")),
@@ -277,12 +277,12 @@ class PolicyNode(LifecycleNode):
         for spec in contract.inputs:
             if spec.role == ROLE_TARGET_POINT:
                 topic = spec.topic or "/perception/target_point"
-                self._subscriptions.append(
+                self._topic_subscriptions.append(
                     self.create_subscription(PointStamped, topic, lambda msg, n=spec.name: self._store([n], msg), 10)
                 )
             elif spec.role == ROLE_IMAGE:
                 topic = spec.topic or "/camera/image_raw"
-                self._subscriptions.append(
+                self._topic_subscriptions.append(
                     self.create_subscription(
                         Image, topic, lambda msg, n=spec.name: self._store([n], msg), qos_profile_sensor_data
                     )
@@ -293,9 +293,9 @@ class PolicyNode(LifecycleNode):
         assembler = self._assembler
         if assembler is None:
             return
-        stamp = stamp_to_seconds(msg.header.stamp)
-        if stamp == 0.0:
-            stamp = self.get_clock().now().nanoseconds * 1e-9
+        stamp = stamp_to_nanoseconds(msg.header.stamp)
+        if stamp == 0:
+            stamp = self.get_clock().now().nanoseconds
         for name in names:
             assembler.update(name, msg, stamp)
 
@@ -322,8 +322,7 @@ class PolicyNode(LifecycleNode):
         )
         if assembler is None or runtime is None or contract is None or publisher is None:
             return
-        now = self.get_clock().now().nanoseconds * 1e-9
-        observation = assembler.assemble(now)
+        observation = assembler.assemble(self.get_clock().now().nanoseconds)
         if isinstance(observation, Skip):
             self.get_logger().warning(f"step skipped: {observation.reason}", throttle_duration_sec=LOG_THROTTLE_S)
             return
@@ -338,7 +337,7 @@ class PolicyNode(LifecycleNode):
             self._rejected += 1
             self.get_logger().error(f"output rejected, not published: {error}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        stamp = Time(nanoseconds=round(observation.stamp * 1e9), clock_type=self.get_clock().clock_type).to_msg()
+        stamp = Time(nanoseconds=observation.stamp_ns, clock_type=self.get_clock().clock_type).to_msg()
         joint_names = self._joint_names if action.action_space in JOINT_ACTION_SPACES else ()
         publisher.publish(
             action_chunk_msg(chunk, action, stamp, self._frame_id, self._model_id, self._step, joint_names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array as pyarray
+import re
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -11,6 +12,12 @@ from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
 
 from robot_brain.perception.geometry import CameraModel
 from robot_brain.ros.image import array_to_image
+
+
+def topic_token(name: str) -> str:
+    """A graph output name as a valid topic token (``537`` → ``out_537``, ``a.b:0`` → ``a_b_0``)."""
+    token = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "out"
+    return f"out_{token}" if token[0].isdigit() else token
 
 
 def camera_model_from_info(msg: CameraInfo) -> CameraModel:

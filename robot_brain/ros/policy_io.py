@@ -18,8 +18,13 @@ from robot_brain.inference.contract import OutputSpec
 
 
 def stamp_to_seconds(stamp: TimeMsg) -> float:
-    """A header stamp as float seconds."""
+    """A header stamp as float seconds (for arithmetic; use nanoseconds to carry a stamp unchanged)."""
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def stamp_to_nanoseconds(stamp: TimeMsg) -> int:
+    """A header stamp as integer nanoseconds (exact, unlike float seconds at epoch scale)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 class JointStateIndexer:

@@ -19,10 +19,13 @@ from rclpy.node import Node
 
 @pytest.fixture(scope="session")
 def ros_context() -> Iterator[None]:
-    """One rclpy context for the whole session."""
-    rclpy.init()
+    """One rclpy context for the whole session (both test folders import this fixture: init once)."""
+    owner = not rclpy.ok()
+    if owner:
+        rclpy.init()
     yield
-    rclpy.try_shutdown()
+    if owner:
+        rclpy.try_shutdown()
 
 
 @pytest.fixture
@@ -33,6 +36,8 @@ def executor(ros_context: None) -> Iterator[MultiThreadedExecutor]:
     thread.start()
     yield executor
     nodes = list(executor.get_nodes())
+    for node in nodes:
+        executor.remove_node(node)
     executor.shutdown(timeout_sec=5.0)
     thread.join(timeout=5.0)
     for node in nodes:

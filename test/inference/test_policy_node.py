@@ -18,6 +18,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from robot_brain_msgs.msg import ActionChunk
 from ros_fixtures import wait_for
 from sensor_msgs.msg import JointState
 
@@ -25,7 +26,6 @@ from robot_brain.embodiment import load_arm
 from robot_brain.inference.builders import build_policy, mlp_contract
 from robot_brain.nodes.policy import PolicyNode
 from robot_brain.ros.policy_io import chunk_from_msg
-from robot_brain_msgs.msg import ActionChunk
 
 pytestmark = pytest.mark.dds
 REPO = Path(__file__).resolve().parents[2]
@@ -189,7 +189,7 @@ def test_joint_model_wrong_dof_is_rejected_for_the_arm(executor: MultiThreadedEx
     assert "expected 7 values per waypoint" in node._status
 
 
-def test_console_script_with_params_file_and_autostart(tmp_path: Path) -> None:
+def test_console_script_with_params_file_and_autostart(ros_context: None, tmp_path: Path) -> None:
     """The real executable: config/policy.yaml + overrides, autostart, chunks received in this process."""
     params = yaml.safe_load((REPO / "config/policy.yaml").read_text())
     params["/**"]["ros__parameters"].update(

@@ -41,28 +41,28 @@ def assembler() -> ObservationAssembler:
 
 def test_missing_input_skips_and_counts() -> None:
     obs = assembler()
-    obs.update("ee_pose", np.zeros(7), stamp=10.0)
-    result = obs.assemble(now=10.1)
+    obs.update("ee_pose", np.zeros(7), stamp_ns=10000000000)
+    result = obs.assemble(now_ns=10100000000)
     assert isinstance(result, Skip) and "missing input 'target_point'" in result.reason
     assert sum(obs.skips.values()) == 1
 
 
 def test_stale_observation_skips() -> None:
     obs = assembler()
-    obs.update("ee_pose", np.zeros(7), stamp=10.0)
-    obs.update("target_point", np.ones(3), stamp=1.0)  # unsynchronized: old is fine
-    assert isinstance(obs.assemble(now=10.2), Skip) is False
-    result = obs.assemble(now=11.0)
+    obs.update("ee_pose", np.zeros(7), stamp_ns=10000000000)
+    obs.update("target_point", np.ones(3), stamp_ns=1000000000)  # unsynchronized: old is fine
+    assert isinstance(obs.assemble(now_ns=10200000000), Skip) is False
+    result = obs.assemble(now_ns=11000000000)
     assert isinstance(result, Skip) and "older than 0.500 s" in result.reason
 
 
 def test_assembled_observation_is_normalised_and_stamped() -> None:
     obs = assembler()
-    obs.update("ee_pose", np.full(7, 3.0), stamp=10.0)
-    obs.update("target_point", np.ones(3), stamp=9.0)
-    result = obs.assemble(now=10.25)
+    obs.update("ee_pose", np.full(7, 3.0), stamp_ns=10000000000)
+    obs.update("target_point", np.ones(3), stamp_ns=9000000000)
+    result = obs.assemble(now_ns=10250000000)
     assert not isinstance(result, Skip)
-    assert result.stamp == 10.0 and result.age == pytest.approx(0.25)
+    assert result.stamp_ns == 10_000_000_000 and result.age == pytest.approx(0.25)
     np.testing.assert_allclose(result.feeds["ee_pose"], np.full((1, 7), 1.0))  # (3 - 1) / 2
 
 
@@ -70,9 +70,9 @@ def test_synchronized_inputs_must_align() -> None:
     contract = ModelContract.from_dict(mlp_contract())
     vector = {"qpos": lambda p: p, "qvel": lambda p: p}
     obs = ObservationAssembler(contract, vector, sync_tolerance=0.05, max_age=1.0)
-    obs.update("qpos", np.zeros((1, 7)), stamp=5.0)
-    obs.update("qvel", np.zeros((1, 7)), stamp=5.2)
-    result = obs.assemble(now=5.3)
+    obs.update("qpos", np.zeros((1, 7)), stamp_ns=5000000000)
+    obs.update("qvel", np.zeros((1, 7)), stamp_ns=5200000000)
+    result = obs.assemble(now_ns=5300000000)
     assert isinstance(result, Skip) and "not aligned within 0.050 s" in result.reason
 
 

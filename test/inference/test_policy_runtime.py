@@ -56,9 +56,7 @@ def test_io_binding_matches_session_run_and_reuses_buffers() -> None:
     assert buffer is not None
     buffer[:] = 0.0
     second = runtime.run({"qvel": feeds["qvel"]})["actions"]
-    expected = runtime.session.run(
-        ["actions"], {"qpos": np.zeros((1, 7), np.float32), "qvel": feeds["qvel"]}
-    )[0]
+    expected = runtime.session.run(["actions"], {"qpos": np.zeros((1, 7), np.float32), "qvel": feeds["qvel"]})[0]
     np.testing.assert_allclose(second, expected, rtol=1e-6)
     assert second is first  # the same pre-bound output buffer
 
@@ -100,9 +98,7 @@ def test_reach_policy_moves_toward_target_with_capped_speed(tmp_path) -> None:  
     assert np.all(speeds <= 0.25 + 1e-4) and speeds.max() > 0.2
     np.testing.assert_allclose(chunk[:, 3:], np.tile([0, 0, 0, 1], (horizon, 1)), atol=1e-7)
     near = runtime.run({"target_point": ee[:, :3] + 0.01, "ee_pose": ee})["actions"][0]
-    assert np.all(np.linalg.norm(near[:, :3], axis=1) <= np.linalg.norm([0.01] * 3) + 1e-6), (
-        "never overshoots"
-    )
+    assert np.all(np.linalg.norm(near[:, :3], axis=1) <= np.linalg.norm([0.01] * 3) + 1e-6), "never overshoots"
 
 
 def test_reach_policy_rejects_bad_parameters() -> None:
