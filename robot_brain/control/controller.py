@@ -1,0 +1,391 @@
+"""The arm controller's core: sources, watchdogs, e-stop and the safety filter, one cycle at a time (ROS-free).
+
+:class:`ArmController` is everything the node does except talking DDS. Callbacks on the
+executor thread feed it (``on_joint_state``, ``on_chunk``, ``on_teleop``, ``estop``,
+``reset``); the control loop's thread calls :meth:`ArmController.cycle` once per period and
+publishes what it returns. Chunk conversion (IK) happens on the callback side, so a cycle
+only samples, filters and decides.
+
+Source priority in a cycle, highest first:
+
+1. e-stop engaged, or the node is stopping (deactivate): brake to rest, hold;
+2. ``/joint_states`` stale (older than ``state_timeout``): brake, hold, fault;
+3. teleop twist younger than ``teleop_timeout``: follow it (it overrides and clears the policy);
+4. a policy chunk received within ``chunk_timeout``: follow the blended chunks;
+5. otherwise: brake to rest and hold (a watchdog timeout when a source just lapsed).
+
+Every branch ends in the one :class:`SafetyFilter`, so a halt is as limited as a policy.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_brain.control.actions import ActionMapper, condition_scale, twist_in_base
+from robot_brain.control.buffers import Inbox, Latest, StateBuffer
+from robot_brain.control.chunks import Blender, ChunkError, JointChunk, RawChunk
+from robot_brain.control.safety import LIMIT_NAMES, GripperFilter, SafetyFilter, SafetyLimits
+from robot_brain.embodiment import Arm, ArmKinematics
+from robot_brain.errors import ConfigurationError
+
+SOURCES = ("idle", "policy", "teleop", "hold", "estop", "stale_state", "stopping")
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Tuning of the controller core (the node's parameters of the same names)."""
+
+    rate_hz: float = 500.0
+    chunk_timeout: float = 0.5
+    teleop_timeout: float = 0.2
+    state_timeout: float = 0.1
+    future_tolerance: float = 0.1
+    halt_messages: int = 4
+    blend_mode: str = "rtc"
+    blend_time: float = 0.1
+    rtc_commit_time: float = 0.0
+    ensemble_decay: float = 5.0
+    interpolation: str = "cubic"
+    teleop_max_linear_speed: float = 0.25
+    teleop_max_angular_speed: float = 1.0
+    teleop_damping: float = 1e-4
+    singularity_lower_threshold: float = 50.0
+    singularity_hard_threshold: float = 200.0
+    gripper_max_speed: float = 2.0
+    gripper_open: tuple[float, ...] = (0.0,)
+    gripper_closed: tuple[float, ...] = (1.0,)
+    publish_every: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.rate_hz <= 2000.0:
+            raise ConfigurationError(f"control_rate must be in [1, 2000] Hz, found {self.rate_hz}")
+        for name in ("chunk_timeout", "teleop_timeout", "state_timeout", "blend_time"):
+            if not getattr(self, name) > 0.0:
+                raise ConfigurationError(f"{name} must be > 0 s, found {getattr(self, name)}")
+        if self.blend_mode not in ("ensemble", "rtc"):
+            raise ConfigurationError(f"blend_mode must be 'ensemble' or 'rtc', found '{self.blend_mode}'")
+        if self.interpolation not in ("linear", "cubic"):
+            raise ConfigurationError(f"interpolation must be 'linear' or 'cubic', found '{self.interpolation}'")
+        if not 0.0 < self.singularity_lower_threshold < self.singularity_hard_threshold:
+            raise ConfigurationError(
+                "expected 0 < singularity_lower_threshold < singularity_hard_threshold, found "
+                f"{self.singularity_lower_threshold} and {self.singularity_hard_threshold}"
+            )
+        if self.publish_every < 1:
+            raise ConfigurationError(f"publish_every must be >= 1 cycle, found {self.publish_every}")
+        if len(self.gripper_open) != len(self.gripper_closed) or not self.gripper_open:
+            raise ConfigurationError(
+                f"gripper open/closed positions need the same non-zero length, found "
+                f"{len(self.gripper_open)} and {len(self.gripper_closed)}"
+            )
+
+    @property
+    def period(self) -> float:
+        return 1.0 / self.rate_hz
+
+
+@dataclass
+class Command:
+    """What one cycle asks the node to publish (arm order); ``None`` fields mean nothing to send."""
+
+    positions: np.ndarray | None = None
+    velocities: np.ndarray | None = None
+    gripper: list[float] | None = None
+
+
+class QuietAfter:
+    """Publish while something changes, then ``count`` more times, then stay quiet (MoveIt Servo's halt repeats)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = max(count, 1)
+        self._remaining = self.count
+
+    @property
+    def quiet(self) -> bool:
+        return self._remaining == 0
+
+    def due(self, changed: bool) -> bool:
+        if changed:
+            self._remaining = self.count
+            return True
+        if self._remaining > 0:
+            self._remaining -= 1
+            return True
+        return False
+
+
+@dataclass
+class Counters:
+    """Event counts reported in diagnostics."""
+
+    chunks_accepted: int = 0
+    chunks_rejected: dict[str, int] = field(default_factory=dict)
+    ik_waypoints_dropped: int = 0
+    teleop_rejected: int = 0
+    chunk_timeouts: int = 0
+    teleop_timeouts: int = 0
+    stale_state_events: int = 0
+    singularity_slowdowns: int = 0
+    singularity_stops: int = 0
+
+    def reject(self, reason: str) -> None:
+        self.chunks_rejected[reason] = self.chunks_rejected.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Teleop:
+    """A teleop twist (base or tool frame), already speed-clamped."""
+
+    twist: np.ndarray
+    tool_frame: bool
+
+
+class ArmController:
+    """Policy chunks and teleop twists in, safe joint commands out; see the module docstring."""
+
+    def __init__(self, arm: Arm, limits: SafetyLimits, config: ControllerConfig | None = None) -> None:
+        self.config = config = config or ControllerConfig()
+        self.spec = arm.spec
+        dof = arm.spec.dof
+        if limits.dof != dof:
+            raise ConfigurationError(f"safety limits for {limits.dof} joints, the arm has {dof}")
+        # Pinocchio data is not thread-safe: the loop gets its own kinematics, the callbacks arm.kinematics.
+        self.kinematics = ArmKinematics(arm.spec, arm.description, arm.tree)
+        self.state = StateBuffer(dof)
+        self.mapper = ActionMapper(arm.spec, arm.kinematics, self.state.at, interpolation=config.interpolation)
+        self.filter = SafetyFilter(limits, config.period, tip_position=self._tip_position)
+        self.gripper = GripperFilter(config.gripper_max_speed, config.period)
+        self.blender = Blender(config.blend_mode, config.blend_time, config.rtc_commit_time, config.ensemble_decay)
+        self._gripper_open = np.asarray(config.gripper_open, dtype=float)
+        self._gripper_span = np.asarray(config.gripper_closed, dtype=float) - self._gripper_open
+        self._inbox: Inbox[JointChunk] = Inbox()
+        self._teleop: Latest[Teleop] = Latest()
+        self.counters = Counters()
+        self.source = "idle"
+        self.fault = "no joint state received yet"
+        self.condition_number = math.nan
+        self._estopped = threading.Event()
+        self._stopping = threading.Event()
+        self._flush = threading.Event()
+        self._last_stamp = -math.inf
+        self._last_chunk_arrival = -math.inf
+        self._was_teleop = False
+        self._policy_in_ee_space = False
+        self._arm_publish = QuietAfter(config.halt_messages)
+        self._gripper_publish = QuietAfter(config.halt_messages)
+        self._last_gripper: float | None = None
+        self._cycles = 0
+
+    # -- inputs (any thread) ------------------------------------------------------------
+
+    def on_joint_state(self, positions: np.ndarray, stamp: float, received: float) -> None:
+        """A measurement in arm order; ``stamp`` is the measurement time, ``received`` the arrival (loop clock)."""
+        self.state.update(positions, stamp, received)
+
+    def on_chunk(self, chunk: RawChunk, now: float) -> str | None:
+        """Validate, align and convert a chunk for the loop; returns the rejection reason, or None if accepted."""
+        try:
+            if self._estopped.is_set():
+                raise ChunkError("estopped", "e-stop engaged: chunks are ignored until reset")
+            if chunk.stamp > now + self.config.future_tolerance:
+                raise ChunkError("future", f"stamp {chunk.stamp - now:.3f} s in the future")
+            if chunk.stamp < self._last_stamp:
+                raise ChunkError("out_of_order", "stamp older than the last accepted chunk")
+            end = chunk.stamp + max(chunk.horizon - 1, 0) * chunk.dt if math.isfinite(chunk.dt) else chunk.stamp
+            if now - end > self.config.chunk_timeout:
+                raise ChunkError("stale", f"last waypoint {now - end:.3f} s in the past")
+            joint_chunk, dropped = self.mapper.convert(chunk, now)
+        except ChunkError as error:
+            self.counters.reject(error.reason)
+            return error.reason
+        self._last_stamp = chunk.stamp
+        self.counters.chunks_accepted += 1
+        self.counters.ik_waypoints_dropped += dropped
+        self._inbox.put(joint_chunk)
+        return None
+
+    def on_teleop(self, twist: np.ndarray, tool_frame: bool, received: float) -> bool:
+        """A streaming twist ``[vx vy vz wx wy wz]``; non-finite ones are rejected, speeds clamped."""
+        if twist.shape != (6,) or not np.isfinite(twist).all() or self._estopped.is_set():
+            self.counters.teleop_rejected += 1
+            return False
+        twist = twist.copy()
+        for part, limit in ((slice(0, 3), self.config.teleop_max_linear_speed),
+                            (slice(3, 6), self.config.teleop_max_angular_speed)):
+            speed = float(np.linalg.norm(twist[part]))
+            if speed > limit:
+                twist[part] *= limit / speed
+        self._teleop.put(Teleop(twist, tool_frame), received)
+        return True
+
+    def estop(self) -> None:
+        """Engage the software e-stop: brake to rest and ignore every command until :meth:`reset`."""
+        self._estopped.set()
+        self._flush.set()
+
+    def reset(self) -> bool:
+        """Release the e-stop; returns whether it was engaged. Commands sent before the reset stay discarded."""
+        was = self._estopped.is_set()
+        self._flush.set()
+        self._teleop.clear()
+        self._estopped.clear()
+        return was
+
+    @property
+    def estopped(self) -> bool:
+        return self._estopped.is_set()
+
+    def request_stop(self) -> None:
+        """Deactivation: brake to rest; :attr:`at_rest` tells when the loop may end."""
+        self._stopping.set()
+
+    def resume(self) -> None:
+        """Activation: forget the previous run's command so the next cycle starts from the measurement."""
+        self._stopping.clear()
+        self._flush.set()
+        self.filter.seeded = False
+        self.gripper.value = None
+        self._last_gripper = None
+
+    @property
+    def stopped(self) -> bool:
+        """After :meth:`request_stop`: at rest with the halt published (or never started)."""
+        if not self._stopping.is_set():
+            return False
+        return not self.filter.seeded or (not self.filter.moving and self._arm_publish.quiet)
+
+    # -- the cycle (loop thread only) ---------------------------------------------------
+
+    def cycle(self, now: float) -> Command:
+        """One control period at loop time ``now``: choose the source, filter, decide what to publish."""
+        command = Command()
+        sample = self.state.latest()
+        fresh = sample is not None and now - sample.received <= self.config.state_timeout
+        if sample is None or (not self.filter.seeded and not fresh):
+            self.source = "idle"
+            self.fault = "no joint state received yet" if sample is None else "joint states are stale"
+            return command
+        if not self.filter.seeded:
+            self.filter.reset(sample.positions)
+        measured = sample.positions
+        if self._flush.is_set():
+            self._flush.clear()
+            self.blender.clear()
+            self._inbox.take()
+        new_chunks = self._inbox.take()
+        teleop, teleop_received, _ = self._teleop.get()
+        teleop_fresh = teleop is not None and now - teleop_received <= self.config.teleop_timeout
+        if self._was_teleop and not teleop_fresh:
+            self.counters.teleop_timeouts += 1
+        self._was_teleop = teleop_fresh and not self._stopping.is_set() and not self._estopped.is_set()
+
+        target: np.ndarray | None = None
+        gripper_target: float | None = None
+        self.fault = ""
+        if self._estopped.is_set() or self._stopping.is_set():
+            self.source = "estop" if self._estopped.is_set() else "stopping"
+            self.blender.clear()
+        elif not fresh:
+            if self.source != "stale_state":
+                self.counters.stale_state_events += 1
+            self.source = "stale_state"
+            self.fault = f"joint states are stale (last {now - sample.received:.3f} s ago)"
+            self.blender.clear()
+        elif teleop_fresh:
+            assert teleop is not None
+            self.source = "teleop"
+            self.blender.clear()
+            for _ in new_chunks:
+                self.counters.reject("teleop_active")
+            self._follow_twist(teleop, measured)
+            return self._finish(command, None)
+        else:
+            for chunk in new_chunks:
+                self.blender.add(chunk)
+                self._last_chunk_arrival = chunk.arrival
+                self._policy_in_ee_space = chunk.space.startswith("ee_")
+            if self.blender.active and now - self._last_chunk_arrival <= self.config.chunk_timeout:
+                self.source = "policy"
+                blended = self.blender.sample(now)
+                assert blended is not None
+                target = blended[:-1]
+                gripper_value = float(blended[-1])
+                gripper_target = gripper_value if math.isfinite(gripper_value) else None
+            else:
+                if self.blender.active:
+                    self.counters.chunk_timeouts += 1
+                    self.blender.clear()
+                self.source = "hold" if self.source != "idle" or self.filter.moving else "idle"
+        scale = 1.0 if target is None else self._singularity_scale(target)
+        self.filter.step(target, measured, scale)
+        return self._finish(command, gripper_target)
+
+    def _finish(self, command: Command, gripper_target: float | None) -> Command:
+        self._cycles += 1
+        if self._cycles % self.config.publish_every:
+            self.gripper.step(gripper_target)
+            return command
+        if self._arm_publish.due(self.filter.moving):
+            command.positions = self.filter.position
+            command.velocities = self.filter.velocity
+        gripper = self.gripper.step(gripper_target)
+        changed = gripper is not None and gripper != self._last_gripper
+        if gripper is not None and self._gripper_publish.due(changed):
+            command.gripper = (self._gripper_open + gripper * self._gripper_span).tolist()
+        self._last_gripper = gripper
+        return command
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _tip_position(self, q: np.ndarray) -> np.ndarray:
+        return self.kinematics.fk(q)[:3, 3]
+
+    def _follow_twist(self, teleop: Teleop, measured: np.ndarray) -> None:
+        q = self.filter.position
+        rotation = self.kinematics.fk(q)[:3, :3] if teleop.tool_frame else np.eye(3)
+        twist = twist_in_base(teleop.twist, teleop.tool_frame, rotation)
+        qdot, condition = self.kinematics.twist_to_joint_velocity(q, twist, self.config.teleop_damping)
+        scale = self._approach_scale(q, q + qdot * 0.05, condition)
+        self.filter.step_velocity(qdot, measured, scale)
+
+    def _singularity_scale(self, target: np.ndarray) -> float:
+        """Slow-down for end-effector sources only; joint-space actions have no Cartesian blow-up."""
+        if not self._policy_in_ee_space:
+            self.condition_number = math.nan
+            return 1.0
+        q = self.filter.position
+        step = target - q
+        norm = float(np.linalg.norm(step))
+        if norm < 1e-9:
+            return 1.0
+        probe = q + step * min(1.0, 0.05 / norm)
+        return self._approach_scale(q, probe, self._condition(q))
+
+    def _approach_scale(self, q: np.ndarray, probe: np.ndarray, condition: float) -> float:
+        """Scale from the condition number, applied only while the motion heads toward the singularity."""
+        self.condition_number = condition
+        if condition <= self.config.singularity_lower_threshold:
+            return 1.0
+        if self._condition(probe) <= condition:
+            return 1.0  # moving away: let the arm escape
+        scale = condition_scale(condition, self.config.singularity_lower_threshold,
+                                self.config.singularity_hard_threshold)
+        if scale == 0.0:
+            self.counters.singularity_stops += 1
+        else:
+            self.counters.singularity_slowdowns += 1
+        return scale
+
+    def _condition(self, q: np.ndarray) -> float:
+        singular = np.linalg.svd(self.kinematics.jacobian(q), compute_uv=False)
+        rank = min(6, self.spec.dof)
+        return float(singular[0] / singular[rank - 1]) if singular[rank - 1] > 1e-12 else math.inf
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def limit_counts(self) -> dict[str, int]:
+        return {name: int(count) for name, count in zip(LIMIT_NAMES, self.filter.counts, strict=True)}

@@ -1,0 +1,215 @@
+"""The timed control loop: its own thread, absolute deadlines, timing statistics (ROS-free).
+
+Why not an executor timer: a timer shares its thread with every callback (DDS, services,
+logging) and measured 2-4x worse p99 period errors here (docs/benchmarks_control.md). This
+thread sleeps until absolute deadlines (``deadline += period``, so errors never
+accumulate into drift), asks the kernel for 1 ns timer slack (the default 50 µs slack is
+added to every sleep), and requests ``SCHED_FIFO`` where the OS permits; whether it was
+granted is reported, never assumed.
+
+Each period runs ``compute(now)`` (the timing-critical part: state, blending, filter) and
+then ``publish(result)`` (DDS), timed separately. A period whose work ends after the next
+deadline is a *missed deadline*; when the thread wakes more than a period late, the missed
+ticks are skipped (counted too) rather than run back to back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+_PR_SET_TIMERSLACK = 29
+
+
+def set_timer_slack(nanoseconds: int = 1) -> bool:
+    """Lower the calling thread's timer slack (Linux); returns whether it worked."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(_PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def try_realtime(priority: int) -> str:
+    """Ask for ``SCHED_FIFO`` at ``priority`` for the calling thread; returns what happened, in words."""
+    if priority <= 0:
+        return "not requested"
+    if not hasattr(os, "sched_setscheduler"):
+        return "unavailable on this OS"
+    try:
+        priority = min(priority, os.sched_get_priority_max(os.SCHED_FIFO))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        return "denied (needs CAP_SYS_NICE or an rtprio limit)"
+    except OSError as error:
+        return f"failed ({error.strerror})"
+    return f"SCHED_FIFO {priority}"
+
+
+class LoopStats:
+    """Timing of the loop's periods, in a preallocated ring (no allocation per cycle)."""
+
+    def __init__(self, period: float, capacity: int = 120_000) -> None:
+        self.period = period
+        self.capacity = capacity
+        self._errors = np.zeros(capacity)
+        self._compute = np.zeros(capacity)
+        self._publish = np.zeros(capacity)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new measurement window (benchmarks call this after warm-up)."""
+        self.cycles = 0
+        self.missed = 0
+        self.skipped = 0
+        self.max_error = 0.0
+        self._cpu_base: tuple[float, float] | None = None
+        self._cpu_now = (0.0, 0.0)
+
+    def record(self, error: float, compute: float, publish: float) -> None:
+        index = self.cycles % self.capacity
+        self._errors[index] = error
+        self._compute[index] = compute
+        self._publish[index] = publish
+        self.cycles += 1
+        if error > self.max_error:
+            self.max_error = error
+        if error + compute + publish > self.period:
+            self.missed += 1
+
+    def sample_cpu(self) -> None:
+        """Called from the loop thread: remembers its CPU and wall time so any thread can compute CPU use."""
+        now = (time.thread_time(), time.monotonic())
+        if self._cpu_base is None:
+            self._cpu_base = now
+        self._cpu_now = now
+
+    def summary(self) -> dict[str, Any]:
+        """Percentiles over the last ``capacity`` periods (µs), counts and loop-thread CPU use (%)."""
+        count = min(self.cycles, self.capacity)
+        errors = self._errors[:count] * 1e6
+        compute = self._compute[:count] * 1e6
+        publish = self._publish[:count] * 1e6
+        base = self._cpu_base or self._cpu_now
+        cpu, wall = self._cpu_now[0] - base[0], self._cpu_now[1] - base[1]
+
+        def pct(values: np.ndarray, q: float) -> float:
+            return round(float(np.percentile(values, q)), 1) if count else math.nan
+
+        return {
+            "rate_hz": round(1.0 / self.period, 3),
+            "cycles": self.cycles,
+            "missed": self.missed + self.skipped,
+            "skipped": self.skipped,
+            "p50_us": pct(errors, 50),
+            "p99_us": pct(errors, 99),
+            "max_us": round(self.max_error * 1e6, 1),
+            "compute_p50_us": pct(compute, 50),
+            "compute_p99_us": pct(compute, 99),
+            "publish_p50_us": pct(publish, 50),
+            "cpu_percent": round(100.0 * cpu / wall, 1) if wall > 0 else math.nan,
+        }
+
+
+class ControlLoop:
+    """Runs ``compute`` then ``publish`` every ``period`` seconds on a dedicated thread.
+
+    ``compute(now)`` gets the wake-up time on the ``time.monotonic`` clock; ``publish`` gets
+    its result. ``should_stop()`` (checked after each period) lets the owner end the loop
+    on its own terms, e.g. once the arm is at rest after a deactivation.
+    """
+
+    def __init__(
+        self,
+        period: float,
+        compute: Callable[[float], Any],
+        publish: Callable[[Any], None],
+        should_stop: Callable[[], bool] = lambda: False,
+        realtime_priority: int = 80,
+        name: str = "control_loop",
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.period = period
+        self._compute = compute
+        self._publish = publish
+        self._should_stop = should_stop
+        self._priority = realtime_priority
+        self._on_error = on_error
+        self.name = name
+        self.stats = LoopStats(period)
+        self.realtime = "not started"
+        self.timer_slack = False
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._halt.clear()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the thread to end now (without waiting for ``should_stop``); returns whether it ended."""
+        self._halt.set()
+        return self.join(timeout)
+
+    def join(self, timeout: float) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        self.timer_slack = set_timer_slack(1)
+        self.realtime = try_realtime(self._priority)
+        gc.freeze()  # objects alive now are never scanned again: shorter collections mid-loop
+        period = self.period
+        stats = self.stats
+        clock = time.monotonic
+        sleep = time.sleep
+        deadline = clock()
+        stats.reset()
+        stats.sample_cpu()
+        try:
+            while not self._halt.is_set():
+                deadline += period
+                remaining = deadline - clock()
+                if remaining > 0.0:
+                    sleep(remaining)
+                woke = clock()
+                error = woke - deadline
+                if error >= period:
+                    skipped = int(error // period)
+                    stats.skipped += skipped
+                    deadline += skipped * period
+                result = self._compute(woke)
+                computed = clock()
+                self._publish(result)
+                done = clock()
+                stats.record(error, computed - woke, done - computed)
+                if stats.cycles % 256 == 0:
+                    stats.sample_cpu()
+                if self._should_stop():
+                    break
+        except BaseException as error:  # the owner must learn why its loop died
+            self.error = error
+            if self._on_error is not None:
+                self._on_error(error)
+        finally:
+            stats.sample_cpu()

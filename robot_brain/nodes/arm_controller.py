@@ -1,0 +1,459 @@
+"""``arm_controller`` lifecycle node: policy chunks and teleop twists in, safe ros2_control commands out.
+
+configure: load the arm (``robot_description`` or ``urdf_path``), check the controller's
+joint order, build the core (:class:`robot_brain.control.controller.ArmController`),
+create topics and services. Any user-fixable problem fails the transition with one logged
+line. activate: start the control loop thread. deactivate: brake to rest, publish the halt
+a few times, end the loop. The arithmetic lives in ``robot_brain.control``; this file wires
+parameters, topics and services to it.
+
+Not a safety-rated stop: ``~/estop`` is a software stop on a best-effort middleware. Real
+cells need a hardware e-stop chain.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from robot_brain_msgs.msg import ActionChunk
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_brain.control.controller import ArmController, Command, ControllerConfig
+from robot_brain.control.loop import ControlLoop
+from robot_brain.control.safety import SafetyLimits
+from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.ros.control_msgs import LATCHED, ForwardCommand, TrajectoryCommand, raw_chunk, twist_to_array
+from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array
+from robot_brain.ros.model_params import autostart, declare, value
+from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
+
+COMMAND_MODES = ("forward_position", "trajectory")
+DEFAULT_CONTROLLERS = {"forward_position": "forward_position_controller", "trajectory": "joint_trajectory_controller"}
+GRIPPER_COMMANDS = ("joint_position", "normalized")
+LOG_THROTTLE_S = 2.0
+# Python switches threads every 5 ms by default: a callback doing IK could hold the loop
+# thread off for that long. 0.2 ms bounds the wait at a small cost in switching.
+SWITCH_INTERVAL_S = 2e-4
+
+_DEFAULT = ControllerConfig()
+#: Parameters that are ControllerConfig fields of the same name (the config's defaults are theirs).
+CONFIG_PARAMETERS = (
+    "chunk_timeout", "teleop_timeout", "state_timeout", "future_tolerance", "halt_messages", "blend_mode",
+    "blend_time", "rtc_commit_time", "ensemble_decay", "interpolation", "teleop_max_linear_speed",
+    "teleop_max_angular_speed", "teleop_damping", "singularity_lower_threshold", "singularity_hard_threshold",
+    "gripper_max_speed",
+)
+
+# (name, default, description): declared in this order, mirrored in config/arm_controller.yaml.
+# ROS 2 parameters cannot be empty typed arrays: [""] and [0.0] mean "not set".
+PARAMETERS: tuple[tuple[str, Any, str], ...] = (
+    ("robot_description", "", "URDF XML of the robot (takes precedence over urdf_path)"),
+    ("urdf_path", "", "Robot description file: .urdf or .xacro"),
+    ("base_link", "", "Base link of the arm chain (empty: automatic)"),
+    ("tip_link", "", "Tool link of the arm chain (empty: automatic)"),
+    ("controller_joints", [""], 'Joint order of the ros2_control controller ([""]: the arm\'s base-to-tip order)'),
+    ("control_rate", _DEFAULT.rate_hz, "Control loop rate, Hz (up to 1000; 2000 is accepted for benchmarks)"),
+    ("realtime_priority", 80, "SCHED_FIFO priority requested for the loop thread (0: do not ask)"),
+    ("command_mode", "forward_position", "forward_position (Float64MultiArray) or trajectory (JointTrajectory)"),
+    (
+        "controller_name",
+        "",
+        "ros2_control controller to command (empty: forward_position_controller or "
+        "joint_trajectory_controller, by command_mode)",
+    ),
+    ("publish_rate", 0.0, "Command publish rate, Hz (0: every control period)"),
+    ("gripper_topic", "/gripper_controller/commands", "Float64MultiArray gripper command topic"),
+    ("gripper_command", "joint_position", "joint_position (driven gripper joints) or normalized ([0, 1], 1 closed)"),
+    ("gripper_invert", False, "Swap open and closed (default: open is the joint limit farther from zero)"),
+    ("gripper_max_speed", _DEFAULT.gripper_max_speed, "Gripper command rate limit, full strokes per second"),
+    ("joint_states_topic", "/joint_states", "sensor_msgs/JointState input"),
+    ("action_chunk_topic", "/policy/action_chunk", "robot_brain_msgs/ActionChunk input"),
+    ("teleop_topic", "/teleop/twist", "geometry_msgs/TwistStamped input (frame_id: base link or tip link)"),
+    ("position_margin", 0.02, "Kept off both ends of every joint range, rad or m (at most 10% of the range)"),
+    ("velocity_scale", 0.5, "Fraction of the URDF velocity limits used, (0, 1]"),
+    ("acceleration_limits", [0.0], "Per-joint acceleration limits, rad/s² ([0.0]: acceleration_limit_factor)"),
+    ("acceleration_limit_factor", 4.0, "Acceleration limit = factor x scaled velocity limit, 1/s"),
+    ("max_step", [0.2], "Largest distance of the target from the measured position, rad or m (1 or per joint)"),
+    ("workspace_min", [0.0], "Tool box lower corner [x y z] in the base frame, m ([0.0]: no box)"),
+    ("workspace_max", [0.0], "Tool box upper corner [x y z] in the base frame, m ([0.0]: no box)"),
+    ("chunk_timeout", _DEFAULT.chunk_timeout, "No chunk for this long: decelerate and hold, s"),
+    ("teleop_timeout", _DEFAULT.teleop_timeout, "No teleop twist for this long: decelerate and hold, s"),
+    ("state_timeout", _DEFAULT.state_timeout, "No /joint_states for this long: hold and report a fault, s"),
+    ("future_tolerance", _DEFAULT.future_tolerance, "Chunks stamped further in the future are rejected, s"),
+    ("halt_messages", _DEFAULT.halt_messages, "Times a halt (any final command) is repeated before going quiet"),
+    ("blend_mode", _DEFAULT.blend_mode, "Seam between chunks: rtc (keep the committed prefix) or ensemble"),
+    ("blend_time", _DEFAULT.blend_time, "Cross-fade from the old to the new chunk, s"),
+    ("rtc_commit_time", _DEFAULT.rtc_commit_time, "rtc: the old chunk keeps control this long after a new one, s"),
+    ("ensemble_decay", _DEFAULT.ensemble_decay, "ensemble: weight exp(decay x (stamp - newest)); > 0 favours new, 1/s"),
+    ("interpolation", _DEFAULT.interpolation, "Between waypoints: cubic (C1 Hermite) or linear"),
+    ("teleop_max_linear_speed", _DEFAULT.teleop_max_linear_speed, "Teleop linear speed clamp, m/s"),
+    ("teleop_max_angular_speed", _DEFAULT.teleop_max_angular_speed, "Teleop angular speed clamp, rad/s"),
+    ("teleop_damping", _DEFAULT.teleop_damping, "Damping of the teleop damped-least-squares Jacobian inverse"),
+    ("singularity_lower_threshold", _DEFAULT.singularity_lower_threshold, "Jacobian condition number: slow down above"),
+    ("singularity_hard_threshold", _DEFAULT.singularity_hard_threshold, "Condition number: no motion toward it above"),
+    ("diagnostics_period_s", 1.0, "Period of /diagnostics, s"),
+    ("autostart", False, "Configure and activate at start-up (no lifecycle manager needed)"),
+)
+
+
+class ArmControllerNode(LifecycleNode):
+    """Lifecycle shell around :class:`ArmController` and its :class:`ControlLoop`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("arm_controller", **kwargs)
+        for name, default, description in PARAMETERS:
+            declare(self, name, default, description)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._estopped = self.create_publisher(Bool, "~/estopped", LATCHED)
+        self._estopped.publish(Bool(data=False))
+        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
+        self._status = "unconfigured"
+        self._entities: list[tuple[str, Any]] = []
+        self.controller: ArmController | None = None
+        self.loop: ControlLoop | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the arm and build everything; fail with the reason on any user-fixable problem."""
+        try:
+            self._configure()
+        except UserError as error:
+            self.get_logger().error(f"configure failed: {error}")
+            self._teardown()
+            self._status = f"configure failed: {error}"
+            return TransitionCallbackReturn.FAILURE
+        self._status = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        from robot_brain.embodiment import load_arm  # pinocchio is only imported when configuring
+
+        description = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
+        if not description:
+            raise ConfigurationError("expected a robot description in robot_description or urdf_path, found neither")
+        arm = load_arm(
+            description, base_link=str(value(self, "base_link")) or None, tip_link=str(value(self, "tip_link")) or None
+        )
+        spec = arm.spec
+        joints = _strings(value(self, "controller_joints")) or list(spec.joint_names)
+        unknown = [name for name in joints if name not in spec.joint_names]
+        missing = [name for name in spec.joint_names if name not in joints]
+        if unknown or missing or len(set(joints)) != len(joints):
+            raise ConfigurationError(
+                f"controller_joints must list each arm joint once ({', '.join(spec.joint_names)}); "
+                f"unknown: {unknown or 'none'}, missing: {missing or 'none'}"
+            )
+        self._order = np.array([spec.joint_names.index(name) for name in joints])
+        mode = str(value(self, "command_mode"))
+        if mode not in COMMAND_MODES:
+            raise ConfigurationError(f"command_mode must be one of {COMMAND_MODES}, found '{mode}'")
+        gripper_mode = str(value(self, "gripper_command"))
+        gripper_open, gripper_closed = _gripper_positions(spec, gripper_mode, bool(value(self, "gripper_invert")))
+        if gripper_mode not in GRIPPER_COMMANDS:
+            raise ConfigurationError(f"gripper_command must be one of {GRIPPER_COMMANDS}, found '{gripper_mode}'")
+        rate = float(value(self, "control_rate"))
+        publish_rate = float(value(self, "publish_rate"))
+        config = ControllerConfig(
+            rate_hz=rate,
+            publish_every=max(1, round(rate / publish_rate)) if publish_rate > 0.0 else 1,
+            gripper_open=tuple(gripper_open),
+            gripper_closed=tuple(gripper_closed),
+            **{name: type(getattr(_DEFAULT, name))(value(self, name)) for name in CONFIG_PARAMETERS},
+        )
+        limits = SafetyLimits.from_spec(
+            spec.lower,
+            spec.upper,
+            spec.velocity,
+            position_margin=float(value(self, "position_margin")),
+            velocity_scale=float(value(self, "velocity_scale")),
+            acceleration=_floats(value(self, "acceleration_limits")),
+            acceleration_factor=float(value(self, "acceleration_limit_factor")),
+            max_step=list(value(self, "max_step")),
+            workspace_min=_floats(value(self, "workspace_min")),
+            workspace_max=_floats(value(self, "workspace_max")),
+        )
+        self.controller = controller = ArmController(arm, limits, config)
+        self._indexer = JointStateIndexer(spec.joint_names)
+        self._frames = {"": False, spec.base_link: False, spec.tip_link: True}
+        controller_name = str(value(self, "controller_name")).strip("/") or DEFAULT_CONTROLLERS[mode]
+        if mode == "forward_position":
+            self._arm_out: Any = ForwardCommand()
+            publisher = self.create_publisher(Float64MultiArray, f"/{controller_name}/commands", 10)
+        else:
+            self._arm_out = TrajectoryCommand(joints, max(config.period * config.publish_every, 1e-3))
+            publisher = self.create_publisher(JointTrajectory, f"/{controller_name}/joint_trajectory", 10)
+        self._arm_publisher = publisher
+        self._gripper_out = ForwardCommand()
+        self._gripper_publisher = None
+        if spec.gripper_joints or gripper_mode == "normalized":
+            self._gripper_publisher = self.create_publisher(Float64MultiArray, str(value(self, "gripper_topic")), 10)
+        self._mode = mode
+        self._entities = [
+            ("publisher", publisher),
+            (
+                "subscription",
+                self.create_subscription(
+                    JointState, str(value(self, "joint_states_topic")), self._on_joint_state, qos_profile_sensor_data
+                ),
+            ),
+            (
+                "subscription",
+                self.create_subscription(
+                    ActionChunk, str(value(self, "action_chunk_topic")), self._on_chunk, QoSProfile(depth=10)
+                ),
+            ),
+            (
+                "subscription",
+                self.create_subscription(
+                    TwistStamped, str(value(self, "teleop_topic")), self._on_teleop, qos_profile_sensor_data
+                ),
+            ),
+            ("service", self.create_service(Trigger, "~/estop", self._on_estop)),
+            ("service", self.create_service(Trigger, "~/reset", self._on_reset)),
+        ]
+        if self._gripper_publisher is not None:
+            self._entities.append(("publisher", self._gripper_publisher))
+        self.loop = ControlLoop(
+            config.period,
+            controller.cycle,
+            self._publish,
+            should_stop=lambda: controller.stopped,
+            realtime_priority=int(value(self, "realtime_priority")),
+            name="arm_controller_loop",
+        )
+        self.get_logger().info(
+            f"{spec.name}: {spec.dof} joints {list(spec.joint_names)}, base '{spec.base_link}', tip '{spec.tip_link}', "
+            f"{rate:g} Hz, {mode} on /{controller_name}, blend {config.blend_mode}"
+        )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the loop; it seeds its command from the first fresh joint state."""
+        assert self.controller is not None and self.loop is not None
+        self.controller.resume()
+        self.loop.start()
+        self._status = "active"
+        self.get_logger().info("control loop started")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Decelerate to rest within the limits, publish the halt, end the loop."""
+        self._stop_loop()
+        self._status = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._status = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self.destroy_timer(self._diag_timer)
+        self._teardown()
+        super().destroy_node()
+
+    def _stop_loop(self) -> None:
+        controller, loop = self.controller, self.loop
+        if controller is None or loop is None or not loop.running:
+            return
+        controller.request_stop()
+        limits = controller.filter.limits
+        braking = float(np.max(np.abs(controller.filter.velocity) / limits.acceleration, initial=0.0))
+        if not loop.join(braking + 1.0):
+            self.get_logger().warning("control loop did not come to rest in time; stopping it")
+        loop.stop()
+        self.get_logger().info(f"control loop ended; realtime: {loop.realtime}")
+
+    def _teardown(self) -> None:
+        if self.loop is not None:
+            self._stop_loop()
+            self.loop.stop()
+        for kind, entity in self._entities:
+            getattr(self, f"destroy_{kind}")(entity)
+        self._entities = []
+        self.controller = None
+        self.loop = None
+
+    # ----------------------------------------------------------------------------- inputs
+    def _loop_time(self, stamp: Any) -> float:
+        """A header stamp on the loop's monotonic clock (a zero stamp means 'now')."""
+        now = time.monotonic()
+        seconds = stamp_to_seconds(stamp)
+        if seconds == 0.0:
+            return now
+        return seconds - self.get_clock().now().nanoseconds * 1e-9 + now
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        controller = self.controller
+        if controller is None:
+            return
+        try:
+            positions = self._indexer.positions(msg)
+        except (ValueError, IndexError) as error:
+            self.get_logger().warning(f"joint state ignored: {error}", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        controller.on_joint_state(positions, self._loop_time(msg.header.stamp), time.monotonic())
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        controller = self.controller
+        if controller is None:
+            return
+        reason = controller.on_chunk(raw_chunk(msg, self._loop_time(msg.header.stamp)), time.monotonic())
+        if reason is not None:
+            self.get_logger().warning(
+                f"chunk {msg.model_id}#{msg.step} rejected: {reason}", throttle_duration_sec=LOG_THROTTLE_S
+            )
+
+    def _on_teleop(self, msg: TwistStamped) -> None:
+        controller = self.controller
+        if controller is None:
+            return
+        tool_frame = self._frames.get(msg.header.frame_id)
+        if tool_frame is None:
+            controller.counters.teleop_rejected += 1
+            self.get_logger().warning(
+                f"teleop twist ignored: frame_id '{msg.header.frame_id}', expected '' or one of "
+                f"{[name for name in self._frames if name]}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+            return
+        controller.on_teleop(twist_to_array(msg), tool_frame, time.monotonic())
+
+    def _on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.controller is None:
+            response.success, response.message = False, "not configured: nothing to stop"
+            return response
+        self.controller.estop()
+        self._estopped.publish(Bool(data=True))
+        self.get_logger().warning("software e-stop engaged (not a safety-rated stop)")
+        response.success, response.message = True, "e-stop engaged: decelerating to rest; call reset to resume"
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.controller is None:
+            response.success, response.message = False, "not configured"
+            return response
+        was_stopped = self.controller.reset()
+        self._estopped.publish(Bool(data=False))
+        if was_stopped:
+            self.get_logger().info("e-stop released")
+        response.success = True
+        response.message = "e-stop released" if was_stopped else "was not stopped"
+        return response
+
+    # ----------------------------------------------------------------------------- outputs
+    def _publish(self, command: Command) -> None:
+        """Loop thread: send what the cycle produced (arm order → controller order)."""
+        if command.positions is not None:
+            positions = command.positions[self._order].tolist()
+            if self._mode == "forward_position":
+                self._arm_publisher.publish(self._arm_out.fill(positions))
+            else:
+                assert command.velocities is not None
+                self._arm_publisher.publish(self._arm_out.fill(positions, command.velocities[self._order].tolist()))
+        if command.gripper is not None and self._gripper_publisher is not None:
+            self._gripper_publisher.publish(self._gripper_out.fill(command.gripper))
+
+    def _publish_diagnostics(self) -> None:
+        controller, loop = self.controller, self.loop
+        values: dict[str, object] = {"state": self._status}
+        level, message = OK, self._status
+        if controller is not None and loop is not None:
+            values.update(loop.stats.summary())
+            values["realtime"] = loop.realtime
+            values["timer_slack_1ns"] = loop.timer_slack
+            values["active_source"] = controller.source
+            values["estopped"] = controller.estopped
+            values["fault"] = controller.fault or "none"
+            values["condition_number"] = controller.condition_number
+            values.update({f"limit_{name}": count for name, count in controller.limit_counts().items()})
+            counters = controller.counters
+            values.update({key: val for key, val in vars(counters).items() if not isinstance(val, dict)})
+            values.update({f"rejected_{key}": val for key, val in counters.chunks_rejected.items()})
+            values["joint_states_rejected"] = controller.state.rejected
+            if loop.error is not None:
+                level, message = ERROR, f"control loop died: {loop.error!r}"
+            elif controller.fault and self._status == "active":
+                level, message = ERROR, controller.fault
+            elif controller.estopped:
+                level, message = WARN, "software e-stop engaged"
+            else:
+                message = f"{self._status}; source {controller.source}"
+        elif self._status.startswith("configure failed"):
+            level = ERROR
+        self._diagnostics.publish(
+            diagnostic_array(
+                self.get_clock().now(),
+                f"{self.get_fully_qualified_name().lstrip('/')}: control loop",
+                controller.spec.name if controller else "none",
+                level,
+                message,
+                values,
+            )
+        )
+
+
+def _strings(values: Any) -> list[str]:
+    """A string-array parameter with the [""] "not set" convention removed."""
+    return [str(v) for v in values if str(v)]
+
+
+def _floats(values: Any) -> list[float] | None:
+    """A double-array parameter, None when it is the [0.0] "not set" value."""
+    numbers = [float(v) for v in values]
+    return None if numbers in ([], [0.0]) else numbers
+
+
+def _gripper_positions(spec: Any, mode: str, invert: bool) -> tuple[list[float], list[float]]:
+    """Open and closed commands: [0]/[1] when normalized, else per driven gripper joint.
+
+    Open is the limit farther from zero (Panda fingers 0.04 m apart, SO-101 jaw at 1.7 rad),
+    closed the nearer one, unless ``gripper_invert``.
+    """
+    if mode == "normalized" or not spec.gripper_joints:
+        open_, closed = [0.0], [1.0]
+    else:
+        driven = [i for i, name in enumerate(spec.gripper_joints) if name not in spec.mimic_joints]
+        lower, upper = spec.gripper_lower[driven], spec.gripper_upper[driven]
+        farther_up = np.abs(upper) >= np.abs(lower)
+        open_ = np.where(farther_up, upper, lower).tolist()
+        closed = np.where(farther_up, lower, upper).tolist()
+    return (closed, open_) if invert else (open_, closed)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until shutdown (Ctrl-C); with ``autostart`` it configures and activates itself."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    rclpy.init(args=args)
+    node = ArmControllerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        autostart(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
