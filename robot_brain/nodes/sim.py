@@ -96,13 +96,15 @@ class SimNode(Node):
     """Runs the simulation and speaks ros2_control's topics."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # Set before anything can fail: rclpy's shutdown destroys even a half-built node.
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
         super().__init__("sim", **kwargs)
         for name, default, description in PARAMETERS:
             declare(self, name, default, description)
         self.simulation = self._build()
         sim = self.simulation.simulator
         self._lock = RealTimeLock(sim.model.opt.timestep, float(value(self, "real_time_factor")))
-        self._stop = threading.Event()
         self._step_time = _Mean()
         self._render_time = _Mean()
         self._warned: dict[str, float] = {}
@@ -128,11 +130,13 @@ class SimNode(Node):
         width, height = int(value(self, "camera_width")), int(value(self, "camera_height"))
         self._camera_info = camera_info_msg(
             camera_matrix(sim.model, self.simulation.scene.task_camera, width, height),
-            width, height, str(value(self, "camera_frame_id")),
+            width,
+            height,
+            str(value(self, "camera_frame_id")),
         )
         self._render_error: str | None = None
         self._render_ready = threading.Event()
-        self._threads = [threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True)]
+        self._threads.append(threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True))
         if self._camera_rate > 0.0:
             self._threads.append(threading.Thread(target=self._render_loop, name="sim-render", daemon=True))
         for thread in self._threads:
@@ -155,8 +159,9 @@ class SimNode(Node):
         source = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
         if not source:
             raise ConfigurationError("sim: expected robot_description or urdf_path, found neither")
-        arm = load_arm(source, base_link=str(value(self, "base_link")) or None,
-                       tip_link=str(value(self, "tip_link")) or None)
+        arm = load_arm(
+            source, base_link=str(value(self, "base_link")) or None, tip_link=str(value(self, "tip_link")) or None
+        )
         for warning in arm.spec.warnings:
             self.get_logger().warning(warning)
         camera_pose = _list_or_empty(value(self, "camera_pose"))
@@ -170,12 +175,15 @@ class SimNode(Node):
             camera_pose=tuple(float(v) for v in camera_pose),
             camera_fovy_deg=float(value(self, "camera_fovy_deg")),
         )
-        command_joints = (*arm.spec.joint_names,
-                          *(j for j in arm.spec.gripper_joints if j not in arm.spec.mimic_joints))
+        command_joints = (
+            *arm.spec.joint_names,
+            *(j for j in arm.spec.gripper_joints if j not in arm.spec.mimic_joints),
+        )
         kp, kv = _list_or_empty(value(self, "kp")), _list_or_empty(value(self, "kv"))
         if kp and len(kp) != len(command_joints):
-            raise ConfigurationError(f"kp: expected {len(command_joints)} values ({', '.join(command_joints)}), "
-                                     f"found {len(kp)}")
+            raise ConfigurationError(
+                f"kp: expected {len(command_joints)} values ({', '.join(command_joints)}), found {len(kp)}"
+            )
         if kv and len(kv) != len(kp):
             raise ConfigurationError(f"kv: expected {len(kp)} values (one per kp), found {len(kv)}")
         color = [float(v) for v in value(self, "object_color")]
@@ -185,16 +193,19 @@ class SimNode(Node):
             timestep=float(value(self, "timestep")),
             bandwidth_hz=float(value(self, "bandwidth_hz")),
             damping_ratio=float(value(self, "damping_ratio")),
-            gains={name: (float(p), float(kv[i]) if kv else 2.0 * math.sqrt(float(p)))
-                   for i, (name, p) in enumerate(zip(command_joints, kp, strict=False))},
+            gains={
+                name: (float(p), float(kv[i]) if kv else 2.0 * math.sqrt(float(p)))
+                for i, (name, p) in enumerate(zip(command_joints, kp, strict=False))
+            },
             gravity_compensation=bool(value(self, "gravity_compensation")),
             self_collision=bool(value(self, "self_collision")),
             object_rgba=(*color, 1.0),  # type: ignore[arg-type]
             camera_width=int(value(self, "camera_width")),
             camera_height=int(value(self, "camera_height")),
         )
-        simulation = build_simulation(arm, layout_options, scene_options, float(value(self, "time_limit")),
-                                      int(value(self, "seed")))
+        simulation = build_simulation(
+            arm, layout_options, scene_options, float(value(self, "time_limit")), int(value(self, "seed"))
+        )
         for warning in (*simulation.scene.warnings, *simulation.layout.notes):
             self.get_logger().warning(warning)
         return simulation
@@ -244,8 +255,9 @@ class SimNode(Node):
         response.result = episode_result_msg(state)
         return response
 
-    def _on_get_result(self, request: GetEpisodeResult.Request,
-                       response: GetEpisodeResult.Response) -> GetEpisodeResult.Response:
+    def _on_get_result(
+        self, request: GetEpisodeResult.Request, response: GetEpisodeResult.Response
+    ) -> GetEpisodeResult.Response:
         response.result = episode_result_msg(self.simulation.simulator.result())
         return response
 
@@ -313,8 +325,9 @@ class SimNode(Node):
     def _publish_object(self) -> None:
         target = self.simulation.simulator.result().target
         msg = PointStamped()
-        msg.header = Header(stamp=self._stamp(self.simulation.simulator.time),
-                            frame_id=self.simulation.arm.spec.base_link)
+        msg.header = Header(
+            stamp=self._stamp(self.simulation.simulator.time), frame_id=self.simulation.arm.spec.base_link
+        )
         msg.point.x, msg.point.y, msg.point.z = (float(v) for v in target)
         self._object_pub.publish(msg)
 
@@ -364,23 +377,28 @@ class SimNode(Node):
         rtf = self._lock.measured
         state = self.simulation.simulator.result()
         status = DiagnosticStatus(
-            level=DiagnosticStatus.OK if (math.isnan(rtf) or self._lock.factor == 0.0 or rtf > 0.9 * self._lock.factor)
+            level=DiagnosticStatus.OK
+            if (math.isnan(rtf) or self._lock.factor == 0.0 or rtf > 0.9 * self._lock.factor)
             else DiagnosticStatus.WARN,
             name="sim",
             hardware_id=self.simulation.arm.spec.name,
             message=f"real-time factor {rtf:.2f}",
-            values=[KeyValue(key=k, value=v) for k, v in (
-                ("real_time_factor", f"{rtf:.3f}"),
-                ("target_real_time_factor", f"{self._lock.factor:g}"),
-                ("sim_time_s", f"{self.simulation.simulator.time:.3f}"),
-                ("step_us", f"{self._step_time.value * 1e6:.1f}"),
-                ("render_ms", f"{self._render_time.value * 1e3:.2f}"),
-                ("episode", str(state.episode)),
-                ("episode_status", state.message),
-            )],
+            values=[
+                KeyValue(key=k, value=v)
+                for k, v in (
+                    ("real_time_factor", f"{rtf:.3f}"),
+                    ("target_real_time_factor", f"{self._lock.factor:g}"),
+                    ("sim_time_s", f"{self.simulation.simulator.time:.3f}"),
+                    ("step_us", f"{self._step_time.value * 1e6:.1f}"),
+                    ("render_ms", f"{self._render_time.value * 1e3:.2f}"),
+                    ("episode", str(state.episode)),
+                    ("episode_status", state.message),
+                )
+            ],
         )
-        self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                      status=[status]))
+        self._diagnostics_pub.publish(
+            DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
+        )
 
     @property
     def real_time_factor(self) -> float:

@@ -235,13 +235,21 @@ def _compile_robot(root: ET.Element, source: str, warnings: list[str]) -> tuple[
     """Parse and compile the URDF; a visual mesh MuJoCo fails to decode is dropped and retried."""
     for _ in range(_MAX_VISUAL_RETRIES):
         xml = ET.tostring(root, encoding="unicode")
+        spec = None
         try:
             spec = mujoco.MjSpec.from_string(xml)
             return spec, spec.compile()
         except ValueError as error:
             text = str(error)
-            bad_file = _mesh_file_in(text)
-            dropped = _drop_visual_mesh(root, bad_file) if bad_file else None
+            named = _mesh_file_in(text)
+            candidates = [named] if named else _mesh_files_of_element(spec, text)
+            dropped, bad_file = None, None
+            for bad_file in candidates:
+                dropped = _drop_visual_mesh(root, bad_file)
+                if dropped:
+                    break
+            if bad_file and bad_file not in text:
+                text = f"{_first_line(text)} in mesh file '{bad_file}'"
             if dropped is None:
                 raise DescriptionError(_compile_error(source, text, root)) from None
             warnings.append(_visual_warning(dropped, bad_file or "", f"MuJoCo cannot decode it ({_first_line(text)})"))
@@ -261,6 +269,14 @@ _MESH_FILE = re.compile(r"(?:mesh file|file) '([^']+)'")
 def _mesh_file_in(text: str) -> str | None:
     match = _MESH_FILE.search(text)
     return match.group(1) if match else None
+
+
+def _mesh_files_of_element(spec: mujoco.MjSpec | None, text: str) -> list[str]:
+    """Files of the mesh assets MuJoCo names in an error (``Element name 'link_2'``)."""
+    element = re.search(r"Element name '([^']*)'", text)
+    if spec is None or element is None:
+        return []
+    return [str(mesh.file) for mesh in spec.meshes if mesh.name == element.group(1)]
 
 
 def _drop_visual_mesh(root: ET.Element, filename: str | None) -> str | None:

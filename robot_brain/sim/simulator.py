@@ -79,11 +79,13 @@ class Simulator:
     # -- episodes -------------------------------------------------------------------------
 
     def reset(self, seed: int) -> EpisodeState:
-        """Arm at home, gripper open, object placed from ``seed``; starts a new episode."""
+        """Arm at home, gripper at its lower limit or 0, object placed from ``seed``; starts a new episode."""
         with self._lock:
             scene = self.scene
-            state = self.task.start(seed, self.data.time)
+            now = self.data.time
+            state = self.task.start(seed, now)
             mujoco.mj_resetData(self.model, self.data)
+            self.data.time = now  # sim time (and /clock) stays monotonic across episodes
             self.data.qpos[scene.arm_qpos] = scene.layout.home
             dof = scene.arm.spec.dof
             self._targets[:dof] = scene.layout.home
@@ -115,13 +117,16 @@ class Simulator:
             raise ConfigurationError(f"joint names repeat: {', '.join(names)}")
         return np.array([known[name] for name in names], dtype=int)
 
-    def command_positions(self, indices: np.ndarray, positions: Sequence[float]) -> None:
-        """Set position targets for ``indices`` (from :meth:`joint_indices`); cancels a trajectory."""
+    def command_positions(
+        self, indices: np.ndarray, positions: Sequence[float], cancel_trajectory: bool = True
+    ) -> None:
+        """Set position targets for ``indices`` (from :meth:`joint_indices`); cancels a trajectory by default."""
         values = np.asarray(positions, dtype=float)
         if values.shape != indices.shape or not np.all(np.isfinite(values)):
             raise ConfigurationError(f"expected {len(indices)} finite positions, found {list(values)}")
         with self._lock:
-            self._trajectory = None
+            if cancel_trajectory:
+                self._trajectory = None
             self._set_targets(indices, values)
 
     def command_gripper(self, positions: Sequence[float]) -> None:
@@ -129,7 +134,8 @@ class Simulator:
         count = len(self.scene.gripper_joints)
         if count == 0:
             raise ConfigurationError(f"{self.scene.arm.spec.name} has no driven gripper joint to command")
-        self.command_positions(np.arange(dof, dof + count), positions)
+        # A separate controller on a real cell: it leaves the arm's trajectory running.
+        self.command_positions(np.arange(dof, dof + count), positions, cancel_trajectory=False)
 
     def command_trajectory(self, names: Sequence[str], times: Sequence[float], points: Sequence[Sequence[float]],
                            delay: float = 0.0) -> None:
