@@ -227,3 +227,37 @@ def test_console_script_with_params_file_and_autostart(ros_context: None, tmp_pa
         executor.shutdown()
         probe.destroy_node()
     assert "loaded reach_p_controller@" in output and "CPUExecutionProvider" in output
+
+
+def test_visuomotor_policy_from_camera_and_joints(executor: MultiThreadedExecutor, tmp_path: Path) -> None:
+    """Image role end to end: a CNN policy fed by a 640x480 camera topic and joint states."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from robot_brain.inference.builders import cnn_contract
+    from robot_brain.ros.image import array_to_image
+
+    path = tmp_path / "cnn.onnx"
+    path.write_bytes(build_policy(cnn_contract(size=64), hidden=(32,), conv_channels=(4, 8)).SerializeToString())
+    node = policy_node("cnn", model_path=str(path), urdf_path=str(PANDA), rate_hz=30.0, sync_tolerance_s=0.2)
+    probe = Probe("probe_cnn")
+    camera = probe.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+    executor.add_node(node)
+    executor.add_node(probe)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    names = list(load_arm(PANDA).spec.joint_names)
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+
+    def feed() -> bool:
+        image = array_to_image(frame, "rgb8")
+        image.header.stamp = probe.get_clock().now().to_msg()
+        camera.publish(image)
+        probe.publish_state(names, PANDA_Q)
+        time.sleep(0.03)
+        return len(probe.chunks) >= 2
+
+    assert wait_for(feed, timeout=15.0), "no chunk from the visuomotor policy"
+    chunk = probe.chunks[-1]
+    assert chunk.action_space == "joint_position" and chunk.has_gripper and list(chunk.joint_names) == names
+    assert chunk_from_msg(chunk).shape == (16, 8)
