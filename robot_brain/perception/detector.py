@@ -71,9 +71,7 @@ class ColorTargetDetector:
         """Binary mask (uint8 0/255) of pixels in the colour range."""
         order = encoding_info(encoding).order
         if order not in _TO_HSV or image.dtype != np.uint8:
-            raise ConfigurationError(
-                f"colour detector: expected an 8-bit colour image, found encoding {encoding!r}"
-            )
+            raise ConfigurationError(f"colour detector: expected an 8-bit colour image, found encoding {encoding!r}")
         if image.shape[2] == 4:
             image = image[:, :, :3]
         hsv = cv2.cvtColor(image, _TO_HSV[order])

@@ -135,9 +135,7 @@ def depth_at(depth: np.ndarray, u: float, v: float, window: int = 2, scale: floa
     """Median of valid depths in a small window around (u, v), in metres (``scale``: 0.001 for 16UC1 mm)."""
     rows, cols = depth.shape[:2]
     iu, iv = round(u), round(v)
-    patch = depth[
-        max(0, iv - window) : min(rows, iv + window + 1), max(0, iu - window) : min(cols, iu + window + 1)
-    ]
+    patch = depth[max(0, iv - window) : min(rows, iv + window + 1), max(0, iu - window) : min(cols, iu + window + 1)]
     values = patch.astype(np.float64).ravel() * scale
     values = values[np.isfinite(values) & (values > 0.0)]
     return float(np.median(values)) if values.size else float("nan")

@@ -77,15 +77,12 @@ def buffer_to_array(
         raise ImageFormatError(f"image size: expected positive width and height, found {width}x{height}")
     row_bytes = width * info.channels * dtype.itemsize
     if step < row_bytes:
-        raise ImageFormatError(
-            f"image step: expected >= {row_bytes} bytes for {width} px of {encoding}, found {step}"
-        )
+        raise ImageFormatError(f"image step: expected >= {row_bytes} bytes for {width} px of {encoding}, found {step}")
     flat = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
     needed = step * (height - 1) + row_bytes
     if flat.size < needed:
         raise ImageFormatError(
-            f"image data: expected >= {needed} bytes for {width}x{height} {encoding} (step {step}), "
-            f"found {flat.size}"
+            f"image data: expected >= {needed} bytes for {width}x{height} {encoding} (step {step}), found {flat.size}"
         )
     shape: tuple[int, ...] = (height, width, info.channels) if info.channels > 1 else (height, width)
     strides: tuple[int, ...] = (step, info.channels * dtype.itemsize, dtype.itemsize)[: len(shape)]

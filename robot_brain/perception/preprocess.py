@@ -35,9 +35,7 @@ class Preprocessor:
         layout = cv2.DNN_LAYOUT_NCHW if spec.layout == "chw" else cv2.DNN_LAYOUT_NHWC
         self._layout = layout
         shape = (
-            (1, channels, spec.height, spec.width)
-            if spec.layout == "chw"
-            else (1, spec.height, spec.width, channels)
+            (1, channels, spec.height, spec.width) if spec.layout == "chw" else (1, spec.height, spec.width, channels)
         )
         self.output = np.zeros(shape, dtype=np.float32)
         self._params: dict[bool, cv2.dnn.Image2BlobParams] = {}
@@ -78,9 +76,7 @@ class Preprocessor:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
             order = "rgb"
         target = out if out is not None and out.dtype == np.float32 else self.output
-        cv2.dnn.blobFromImageWithParams(
-            image, target, self._blob_params(order != wanted and wanted != "mono")
-        )
+        cv2.dnn.blobFromImageWithParams(image, target, self._blob_params(order != wanted and wanted != "mono"))
         if out is not None and out is not target:
             np.copyto(out, target, casting="unsafe")
             return out

@@ -47,9 +47,7 @@ def declare_model_parameters(node: Node, model_default: str, intra_threads: int)
         "ONNX Runtime execution providers: [auto] (TensorRT, CUDA, CPU) or a list, e.g. [cuda, cpu]",
     )
     declare(node, "device_id", 0, "GPU index for CUDA/TensorRT")
-    declare(
-        node, "intra_op_threads", intra_threads, "ONNX Runtime intra-op threads (0: one per physical core)"
-    )
+    declare(node, "intra_op_threads", intra_threads, "ONNX Runtime intra-op threads (0: one per physical core)")
     declare(node, "inter_op_threads", 0, "ONNX Runtime inter-op threads (0: default)")
     declare(node, "trt_cache_dir", "", "TensorRT engine cache folder (empty: ~/.cache/robot_brain/tensorrt)")
     declare(node, "trt_fp16", False, "Let TensorRT build FP16 engines")
@@ -96,6 +94,4 @@ def load_model_from_parameters(node: Node) -> LoadedModel:
     path = str(value(node, "model_path"))
     builtin = BUILTIN_MODELS.get(path)
     sidecar = str(value(node, "contract_path")) or None
-    return load_model(
-        builtin() if builtin else path, sha256=str(value(node, "model_sha256")) or None, sidecar=sidecar
-    )
+    return load_model(builtin() if builtin else path, sha256=str(value(node, "model_sha256")) or None, sidecar=sidecar)
