@@ -1,0 +1,431 @@
+"""The single description of which nodes run, with which parameters and remappings.
+
+``launch/*.launch.py`` (for ``ros2 launch`` on a full ROS install) and ``robot-brain up``
+(separate processes over DDS, no launch system needed) both call these functions, so the
+node list is tested once, here, and the two ways to start the brain cannot drift apart.
+
+Parameters are layered, last wins:
+
+1. each node's declared defaults, mirrored in ``config/<node>.yaml`` (passed first, so an
+   edit there takes effect);
+2. values the plan derives: the robot description for every node, ``autostart``, and for
+   the simulator the camera extrinsics and table plane the perception node needs (no tf2
+   here: the sim and perception get the same numbers from the same workspace layout);
+3. the robot preset's ``parameters`` (``config/robots/<name>.yaml``): a preset refines, a
+   new URDF works without one;
+4. explicit overrides (``robot-brain up --param node.name=value``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robot_brain.embodiment import Arm, load_arm
+from robot_brain.embodiment.catalog import BUNDLED_ARMS, bundled_arm_path
+from robot_brain.errors import ConfigurationError
+
+PACKAGE = "robot_brain"
+BRAIN_NODES = ("perception", "policy", "arm_controller")
+COMMAND_MODES = ("forward_position", "trajectory")
+DEFAULT_ROBOT = "panda"
+DEFAULT_MODEL = "builtin:reach"
+
+
+# -- configuration files ------------------------------------------------------------------
+
+
+def config_dir() -> Path:
+    """``config/`` of the source tree, else the installed ``share/robot_brain/config``."""
+    source = Path(__file__).resolve().parents[1] / "config"
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE)) / "config"
+    except Exception:  # PackageNotFoundError, or ament_index missing
+        raise ConfigurationError(
+            f"robot_brain config: expected {source} or an installed share/{PACKAGE}/config, found neither"
+        ) from None
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in (config_dir() / "robots").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Robot:
+    """A robot to run: its description file, chain hints and the preset's parameter refinements."""
+
+    name: str
+    urdf: Path
+    base_link: str = ""
+    tip_link: str = ""
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    preset: Path | None = None
+
+    def load(self) -> Arm:
+        return load_arm(self.urdf, base_link=self.base_link or None, tip_link=self.tip_link or None)
+
+
+def resolve_robot(robot: str | None = None, urdf: str | os.PathLike[str] | None = None) -> Robot:
+    """``--robot NAME`` (a preset in ``config/robots``, else a bundled arm) or ``--urdf PATH``.
+
+    With both, the URDF is used with the named preset's refinements.
+    """
+    if robot is None and urdf is None:
+        robot = DEFAULT_ROBOT
+    preset = config_dir() / "robots" / f"{robot}.yaml" if robot else None
+    data: dict[str, Any] = {}
+    if preset is not None and preset.is_file():
+        data = _read_yaml(preset)
+    elif robot is not None and robot not in BUNDLED_ARMS:
+        raise ConfigurationError(
+            f"robot '{robot}': expected a preset ({', '.join(preset_names())}) or a bundled arm "
+            f"({', '.join(sorted(BUNDLED_ARMS))})"
+        )
+    else:
+        preset = None
+    if urdf is not None:
+        path = Path(urdf).expanduser()
+    elif data.get("urdf"):
+        path = Path(str(data["urdf"]))
+        path = path if path.is_absolute() or preset is None else (preset.parent / path)
+    else:
+        path = bundled_arm_path(str(data.get("robot") or robot))
+    parameters = data.get("parameters") or {}
+    unknown = set(parameters) - {*BRAIN_NODES, "sim"}
+    if unknown:
+        raise ConfigurationError(
+            f"{preset}: parameters for unknown node(s) {', '.join(sorted(unknown))}; "
+            f"expected {', '.join((*BRAIN_NODES, 'sim'))}"
+        )
+    return Robot(
+        name=str(robot or path.stem),
+        urdf=path.resolve() if path.exists() else path,
+        base_link=str(data.get("base_link") or ""),
+        tip_link=str(data.get("tip_link") or ""),
+        parameters={node: dict(values or {}) for node, values in parameters.items()},
+        preset=preset,
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigurationError(f"{path}: cannot read the YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+# -- the plan -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: what to run and how to configure it (what a ``launch_ros`` ``Node`` needs)."""
+
+    name: str
+    executable: str  # console script of the robot_brain package (also robot_brain.nodes.<executable>)
+    parameters: Mapping[str, Any]
+    remappings: tuple[tuple[str, str], ...] = ()
+    defaults_file: Path | None = None
+
+    @property
+    def module(self) -> str:
+        return f"{PACKAGE}.nodes.{self.executable}"
+
+    def params_document(self) -> dict[str, Any]:
+        """The ROS 2 params-file document of this node's parameters."""
+        return {"/**": {"ros__parameters": dict(self.parameters)}}
+
+    def ros_arguments(self, params_file: Path) -> list[str]:
+        """``--ros-args`` for a process running this node with its parameters in ``params_file``."""
+        arguments = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.defaults_file is not None and self.defaults_file.is_file():
+            arguments += ["--params-file", str(self.defaults_file)]
+        arguments += ["--params-file", str(params_file)]
+        for source, target in self.remappings:
+            arguments += ["-r", f"{source}:={target}"]
+        return arguments
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """The nodes of one launch, in start order."""
+
+    robot: Robot
+    nodes: tuple[NodeSpec, ...]
+    notes: tuple[str, ...] = ()
+
+    def node(self, name: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no node '{name}' in the plan; nodes are {', '.join(n.name for n in self.nodes)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.nodes)
+
+    def write_params(self, folder: Path) -> dict[str, Path]:
+        """One params file per node in ``folder``; returns node name → file."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for spec in self.nodes:
+            path = folder / f"{spec.name}.params.yaml"
+            path.write_text(yaml.safe_dump(spec.params_document(), sort_keys=False), encoding="utf-8")
+            files[spec.name] = path
+        return files
+
+    def commands(self, folder: Path, python: str) -> dict[str, list[str]]:
+        """The command line of each node's process (params files written to ``folder``)."""
+        files = self.write_params(folder)
+        return {spec.name: [python, "-m", spec.module, *spec.ros_arguments(files[spec.name])] for spec in self.nodes}
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["sim.camera_rate_hz=30", "policy.model_path=m.onnx"]`` → ``{"sim": {...}, "policy": {...}}``.
+
+    Values are parsed as YAML scalars or lists (``30`` is an int, ``[1, 2]`` a list).
+    """
+    overrides: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        node, dot, name = key.partition(".")
+        if not separator or not dot or not node or not name:
+            raise ConfigurationError(f"parameter override '{pair}': expected NODE.NAME=VALUE")
+        try:
+            parsed = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            parsed = text
+        overrides.setdefault(node, {})[name] = parsed
+    return overrides
+
+
+def brain_plan(
+    robot: Robot,
+    model: str = DEFAULT_MODEL,
+    command_mode: str = "forward_position",
+    controller_name: str = "",
+    gripper_topic: str = "/gripper_controller/commands",
+    camera_pose: Sequence[float] | None = None,
+    plane: Sequence[float] | None = None,
+    use_sim_time: bool = False,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> LaunchPlan:
+    """perception + policy + arm_controller for ``robot`` on a real cell (or any ros2_control cell).
+
+    ``camera_pose`` (optical frame in the base frame, ``[x y z qx qy qz qw]``) and ``plane``
+    (``[nx ny nz d]`` of the table in the base frame) configure perception; on hardware they
+    come from the cell's calibration (pass them, or set them in the preset).
+    """
+    if command_mode not in COMMAND_MODES:
+        raise ConfigurationError(f"command mode: expected one of {', '.join(COMMAND_MODES)}, found '{command_mode}'")
+    if not model:
+        raise ConfigurationError("model: expected an ONNX file or builtin:reach, found an empty string")
+    if model != DEFAULT_MODEL and not model.startswith("builtin:") and not Path(model).expanduser().is_file():
+        raise ConfigurationError(f"model: {model}: no such file (expected an ONNX model or builtin:reach)")
+    description = _description_parameters(robot)
+    common: dict[str, Any] = {"use_sim_time": use_sim_time}
+    perception: dict[str, Any] = {**common, "autostart": True, "target_frame": _base_link(robot)}
+    if camera_pose is not None:
+        perception["camera_pose"] = [float(v) for v in camera_pose]
+    if plane is not None:
+        perception["plane"] = [float(v) for v in plane]
+    policy = {**common, **description, "autostart": True,
+              "model_path": str(Path(model).expanduser().resolve()) if Path(model).expanduser().is_file() else model}
+    controller = {**common, **description, "autostart": True, "command_mode": command_mode,
+                  "controller_name": controller_name, "gripper_topic": gripper_topic}
+    nodes = [
+        _node("perception", perception, robot, overrides),
+        _node("policy", policy, robot, overrides),
+        _node("arm_controller", controller, robot, overrides),
+    ]
+    return LaunchPlan(robot=robot, nodes=tuple(nodes))
+
+
+def sim_plan(
+    robot: Robot,
+    model: str = DEFAULT_MODEL,
+    command_mode: str = "forward_position",
+    real_time_factor: float = 1.0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> LaunchPlan:
+    """The MuJoCo sim node plus the brain, wired so perception sees what the sim renders.
+
+    The camera extrinsics and the table plane come from the arm's workspace layout, computed
+    here with the sim's own layout options (preset and overrides included), so the numbers
+    handed to perception are the ones the sim uses to place its camera.
+    """
+    from robot_brain.sim import compute_layout
+
+    if real_time_factor < 0 or not math.isfinite(real_time_factor):
+        raise ConfigurationError(f"real_time_factor: expected >= 0, found {real_time_factor}")
+    use_sim_time = real_time_factor != 1.0
+    sim_parameters: dict[str, Any] = {**_description_parameters(robot), "real_time_factor": float(real_time_factor),
+                                      "use_sim_time": use_sim_time}
+    sim = _node("sim", sim_parameters, robot, overrides)
+    layout = compute_layout(robot.load(), _layout_options(sim.parameters))
+    brain = brain_plan(robot, model, command_mode, camera_pose=layout.camera_pose_list(),
+                       plane=[0.0, 0.0, 1.0, layout.object_z], use_sim_time=use_sim_time, overrides=overrides)
+    # The sim must place its camera exactly where perception believes it is.
+    sim = replace(sim, parameters={**sim.parameters, "camera_pose": layout.camera_pose_list()})
+    controller = brain.node("arm_controller")
+    sim = replace(sim, parameters={**sim.parameters, **_sim_controller_names(controller.parameters, command_mode)})
+    return replace(brain, nodes=(sim, *brain.nodes), notes=layout.notes)
+
+
+def _sim_controller_names(controller: Mapping[str, Any], command_mode: str) -> dict[str, Any]:
+    """The sim listens where the controller publishes (ros2_control controller names)."""
+    name = str(controller.get("controller_name") or "").strip("/")
+    names: dict[str, Any] = {}
+    if name:
+        key = "position_controller" if command_mode == "forward_position" else "trajectory_controller"
+        names[key] = name
+    joints = controller.get("controller_joints")
+    if joints and list(joints) != [""]:
+        names["position_command_joints"] = list(joints)
+    gripper = str(controller.get("gripper_topic") or "")
+    if gripper.endswith("/commands"):
+        names["gripper_controller"] = gripper.removesuffix("/commands").strip("/")
+    return names
+
+
+def _layout_options(parameters: Mapping[str, Any]) -> Any:
+    """The sim node's layout options from its parameters (mirrors ``SimNode._build``)."""
+    from robot_brain.sim import LayoutOptions
+
+    def listed(name: str) -> tuple[float, ...]:
+        values = list(parameters.get(name, []) or [])
+        return () if values in ([0.0], [0], []) else tuple(float(v) for v in values)
+
+    defaults = LayoutOptions()
+    return LayoutOptions(
+        region_radius=tuple(float(v) for v in parameters.get("region_radius", defaults.region_radius)),  # type: ignore[arg-type]
+        region_yaw_deg=float(parameters.get("region_yaw_deg", defaults.region_yaw_deg)),
+        object_size=float(parameters.get("object_size", defaults.object_size)),
+        tolerance=float(parameters.get("tolerance", defaults.tolerance)),
+        home=listed("home"),
+        home_height=float(parameters.get("home_height", defaults.home_height)),
+        camera_pose=listed("camera_pose"),
+        camera_fovy_deg=float(parameters.get("camera_fovy_deg", defaults.camera_fovy_deg)),
+    )
+
+
+def _description_parameters(robot: Robot) -> dict[str, Any]:
+    return {"urdf_path": str(robot.urdf), "base_link": robot.base_link, "tip_link": robot.tip_link}
+
+
+def _base_link(robot: Robot) -> str:
+    return robot.base_link or robot.load().spec.base_link
+
+
+def _node(name: str, derived: Mapping[str, Any], robot: Robot,
+          overrides: Mapping[str, Mapping[str, Any]] | None) -> NodeSpec:
+    parameters = {**derived, **robot.parameters.get(name, {}), **((overrides or {}).get(name, {}))}
+    unknown = set(overrides or {}) - {*BRAIN_NODES, "sim"}
+    if unknown:
+        raise ConfigurationError(
+            f"parameter overrides for unknown node(s) {', '.join(sorted(unknown))}; "
+            f"expected {', '.join((*BRAIN_NODES, 'sim'))}"
+        )
+    return NodeSpec(name=name, executable=name, parameters=parameters, defaults_file=config_dir() / f"{name}.yaml")
+
+
+# -- Gazebo (gz sim + gz_ros2_control) ------------------------------------------------------
+
+
+def gazebo_controllers(arm: Arm, update_rate: int = 500) -> dict[str, Any]:
+    """``controller_manager`` parameters for gz_ros2_control: the controllers the brain commands."""
+    joints = list(arm.spec.joint_names)
+    gripper = [name for name in arm.spec.gripper_joints if name not in arm.spec.mimic_joints]
+    document: dict[str, Any] = {
+        "controller_manager": {"ros__parameters": {
+            "update_rate": update_rate,
+            "joint_state_broadcaster": {"type": "joint_state_broadcaster/JointStateBroadcaster"},
+            "forward_position_controller": {"type": "forward_command_controller/ForwardCommandController"},
+            "joint_trajectory_controller": {"type": "joint_trajectory_controller/JointTrajectoryController"},
+        }},
+        "forward_position_controller": {"ros__parameters": {"joints": joints, "interface_name": "position"}},
+        "joint_trajectory_controller": {"ros__parameters": {
+            "joints": joints, "command_interfaces": ["position"], "state_interfaces": ["position", "velocity"],
+        }},
+    }
+    if gripper:
+        document["controller_manager"]["ros__parameters"]["gripper_controller"] = {
+            "type": "forward_command_controller/ForwardCommandController"}
+        document["gripper_controller"] = {"ros__parameters": {"joints": gripper, "interface_name": "position"}}
+    return document
+
+
+def gazebo_description(arm: Arm, controllers_file: Path) -> str:
+    """The URDF with a ``<ros2_control>`` block (GazeboSimSystem, position interfaces) and the gz plugin."""
+    root = arm.description.root()
+    for existing in root.findall("ros2_control"):
+        root.remove(existing)
+    control = ET.SubElement(root, "ros2_control", name="GazeboSimSystem", type="system")
+    hardware = ET.SubElement(control, "hardware")
+    ET.SubElement(hardware, "plugin").text = "gz_ros2_control/GazeboSimSystem"
+    limits = dict(zip(arm.spec.joint_names, zip(arm.spec.lower, arm.spec.upper, strict=True), strict=True))
+    limits.update(zip(arm.spec.gripper_joints, zip(arm.spec.gripper_lower, arm.spec.gripper_upper, strict=True),
+                      strict=True))
+    driven = [*arm.spec.joint_names, *(j for j in arm.spec.gripper_joints if j not in arm.spec.mimic_joints)]
+    for name in driven:
+        joint = ET.SubElement(control, "joint", name=name)
+        command = ET.SubElement(joint, "command_interface", name="position")
+        low, high = limits[name]
+        if math.isfinite(low) and math.isfinite(high):
+            ET.SubElement(command, "param", name="min").text = f"{low:g}"
+            ET.SubElement(command, "param", name="max").text = f"{high:g}"
+        ET.SubElement(joint, "state_interface", name="position")
+        ET.SubElement(joint, "state_interface", name="velocity")
+    gazebo = ET.SubElement(root, "gazebo")
+    plugin = ET.SubElement(gazebo, "plugin", filename="gz_ros2_control-system",
+                           name="gz_ros2_control::GazeboSimROS2ControlPlugin")
+    ET.SubElement(plugin, "parameters").text = str(controllers_file)
+    return ET.tostring(root, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class GazeboPlan:
+    """What ``launch/gazebo.launch.py`` starts besides the brain (needs ros_gz_sim, gz_ros2_control)."""
+
+    brain: LaunchPlan
+    robot_description: str
+    controllers_file: Path
+    controllers: tuple[str, ...]
+    bridge: tuple[str, ...]
+
+
+def gazebo_plan(robot: Robot, folder: Path, model: str = DEFAULT_MODEL, command_mode: str = "forward_position",
+                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> GazeboPlan:
+    """The brain on Gazebo: robot description with ros2_control, controller config, spawners, bridge.
+
+    Not exercised on these machines (no Gazebo); the generated pieces are tested as data.
+    """
+    arm = robot.load()
+    folder.mkdir(parents=True, exist_ok=True)
+    controllers_file = folder / "gz_controllers.yaml"
+    document = gazebo_controllers(arm)
+    controllers_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    active = "forward_position_controller" if command_mode == "forward_position" else "joint_trajectory_controller"
+    spawned = ["joint_state_broadcaster", active, *(["gripper_controller"] if "gripper_controller" in document else [])]
+    brain = brain_plan(robot, model, command_mode, use_sim_time=True, overrides=overrides)
+    return GazeboPlan(
+        brain=brain,
+        robot_description=gazebo_description(arm, controllers_file),
+        controllers_file=controllers_file,
+        controllers=tuple(spawned),
+        bridge=("/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock",),
+    )
