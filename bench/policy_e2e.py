@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -37,8 +38,8 @@ from robot_brain.ros.policy_io import stamp_to_nanoseconds
 
 REPO = Path(__file__).resolve().parents[1]
 PANDA = (
-    Path(sys.prefix) / "lib/python3.11/site-packages/cmeel.prefix/share/example-robot-data/robots/"
-    "panda_description/urdf/panda.urdf"
+    Path(sysconfig.get_paths()["purelib"])
+    / "cmeel.prefix/share/example-robot-data/robots/panda_description/urdf/panda.urdf"
 )
 
 

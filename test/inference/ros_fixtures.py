@@ -7,14 +7,21 @@ ROS_DOMAIN_ID set by test/conftest.py.
 
 from __future__ import annotations
 
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+
+ROBOTS = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix/share/example-robot-data/robots"
+"""example-robot-data's descriptions, in whichever environment runs the tests."""
+PANDA = ROBOTS / "panda_description/urdf/panda.urdf"
+UR5 = ROBOTS / "ur_description/urdf/ur5_robot.urdf"
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from robot_brain_msgs.msg import ActionChunk
-from ros_fixtures import wait_for
+from ros_fixtures import PANDA, wait_for
 from sensor_msgs.msg import JointState
 
 from robot_brain.embodiment import load_arm
@@ -29,10 +29,6 @@ from robot_brain.ros.policy_io import chunk_from_msg
 
 pytestmark = pytest.mark.dds
 REPO = Path(__file__).resolve().parents[2]
-PANDA = (
-    REPO / ".venv/lib/python3.11/site-packages/cmeel.prefix/share/example-robot-data/robots/"
-    "panda_description/urdf/panda.urdf"
-)
 PANDA_Q = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8])
 
 

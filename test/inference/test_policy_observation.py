@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ros_fixtures import PANDA, UR5
 
 from robot_brain.cli.main import main as cli
 from robot_brain.embodiment import load_arm
@@ -19,13 +20,6 @@ from robot_brain.inference.observation import (
     decode_chunk,
 )
 from robot_brain.inference.reach_policy import reach_contract, write_reach_policy
-
-ROBOTS = (
-    Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/cmeel.prefix/share/"
-    "example-robot-data/robots"
-)
-PANDA = ROBOTS / "panda_description/urdf/panda.urdf"
-UR5 = ROBOTS / "ur_description/urdf/ur5_robot.urdf"
 
 
 def assembler() -> ObservationAssembler:
