@@ -1,0 +1,187 @@
+"""Demo results: per-episode records, the summary table/JSON, the trajectory plot and the contact sheet.
+
+Pure (no ROS): the runner fills :class:`EpisodeRecord` objects; this module turns them into
+what a person reads. Definitions of the reported numbers:
+
+- ``latency``: observation → action, the wall time between an ActionChunk's ``header.stamp``
+  (the stamp of the newest synchronized observation it was computed from) and its arrival
+  at the demo's subscriber, i.e. what the arm controller sees (it acts on the next cycle);
+- ``control_p99_us``: the arm controller's own p99 absolute period error (its diagnostics);
+- ``real_time_factor``: sim seconds per wall second reported by the sim node (median).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class EpisodeRecord:
+    """One episode as the demo saw it."""
+
+    episode: int
+    seed: int
+    success: bool
+    time_to_success: float  # sim s; nan when it failed
+    final_distance: float  # m
+    target: np.ndarray  # object centre, base frame
+    message: str
+    tool_path: list[tuple[float, float, float, float]] = field(default_factory=list)  # (t, x, y, z)
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class DemoSummary:
+    robot: str
+    model: str
+    episodes: list[EpisodeRecord]
+    latencies_ms: list[float]
+    control_p99_us: float
+    real_time_factor: float
+    tolerance: float
+    wall_s: float
+
+    @property
+    def success_rate(self) -> float:
+        return sum(e.success for e in self.episodes) / len(self.episodes) if self.episodes else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` object."""
+        times = [e.time_to_success for e in self.episodes if e.success]
+        latencies = np.asarray(self.latencies_ms, dtype=float)
+
+        def pct(values: np.ndarray, q: float) -> float | None:
+            return round(float(np.percentile(values, q)), 3) if values.size else None
+
+        return {
+            "robot": self.robot,
+            "model": self.model,
+            "episodes": len(self.episodes),
+            "successes": sum(e.success for e in self.episodes),
+            "success_rate": round(self.success_rate, 4),
+            "time_to_success_mean_s": round(float(np.mean(times)), 3) if times else None,
+            "time_to_success_max_s": round(float(np.max(times)), 3) if times else None,
+            "latency_p50_ms": pct(latencies, 50),
+            "latency_p99_ms": pct(latencies, 99),
+            "latency_samples": int(latencies.size),
+            "control_p99_us": _finite(self.control_p99_us),
+            "real_time_factor": _finite(self.real_time_factor, 3),
+            "tolerance_m": round(self.tolerance, 4),
+            "wall_s": round(self.wall_s, 1),
+            "failures": [{"episode": e.episode, "seed": e.seed, "message": e.message}
+                         for e in self.episodes if not e.success],
+        }
+
+    def table(self) -> str:
+        data = self.as_dict()
+
+        def show(value: Any, unit: str = "") -> str:
+            return "n/a" if value is None else f"{value}{unit}"
+
+        rows = [
+            ("robot", data["robot"]),
+            ("model", data["model"]),
+            ("episodes", f"{data['successes']}/{data['episodes']} reached"),
+            ("success rate", f"{100 * data['success_rate']:.1f} %"),
+            ("time to success", f"mean {show(data['time_to_success_mean_s'], ' s')}, "
+                                f"max {show(data['time_to_success_max_s'], ' s')}"),
+            ("obs→action latency", f"p50 {show(data['latency_p50_ms'], ' ms')}, "
+                                   f"p99 {show(data['latency_p99_ms'], ' ms')} ({data['latency_samples']} chunks)"),
+            ("control loop p99 period error", show(data["control_p99_us"], " µs")),
+            ("real-time factor", show(data["real_time_factor"])),
+            ("success tolerance", f"{100 * data['tolerance_m']:.1f} cm"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        lines = [f"{name:<{width}}  {text}" for name, text in rows]
+        lines += [f"failed: episode {f['episode']} (seed {f['seed']}): {f['message']}" for f in data["failures"]]
+        return "\n".join(lines)
+
+
+def _finite(value: float, digits: int = 1) -> float | None:
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def write_outputs(summary: DemoSummary, folder: Path) -> dict[str, Path]:
+    """summary.json, trajectories.png and contact_sheet.png in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"summary": folder / "summary.json"}
+    files["summary"].write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
+    files["trajectories"] = plot_trajectories(summary, folder / "trajectories.png")
+    sheet = contact_sheet([e for e in summary.episodes if e.frames], folder / "contact_sheet.png")
+    if sheet is not None:
+        files["contact_sheet"] = sheet
+    return files
+
+
+def plot_trajectories(summary: DemoSummary, path: Path) -> Path:
+    """Top view of every tool path with the objects and tolerance circles, and distance over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, distance) = plt.subplots(1, 2, figsize=(12, 5.5))
+    colours = plt.cm.viridis(np.linspace(0, 1, max(len(summary.episodes), 1)))
+    for colour, episode in zip(colours, summary.episodes, strict=False):
+        if not episode.tool_path:
+            continue
+        path_array = np.asarray(episode.tool_path)
+        style = "-" if episode.success else ":"
+        top.plot(path_array[:, 1], path_array[:, 2], style, color=colour, linewidth=1.2)
+        top.plot(path_array[0, 1], path_array[0, 2], "o", color=colour, markersize=3)
+        top.add_patch(plt.Circle((episode.target[0], episode.target[1]), summary.tolerance, color=colour,
+                                 fill=False, linestyle="--"))
+        top.plot(episode.target[0], episode.target[1], "s", color="red", markersize=4)
+        distances = np.linalg.norm(path_array[:, 1:] - episode.target, axis=1)
+        distance.plot(path_array[:, 0] - path_array[0, 0], distances, style, color=colour, linewidth=1.0)
+    distance.axhline(summary.tolerance, color="red", linestyle="--", label="tolerance")
+    top.set(xlabel="x (m, base frame)", ylabel="y (m)", title=f"{summary.robot}: tool paths (top view)")
+    top.set_aspect("equal", adjustable="datalim")
+    top.grid(True, alpha=0.3)
+    distance.set(xlabel="time since reset (s)", ylabel="tool-object distance (m)",
+                 title=f"success {100 * summary.success_rate:.0f}% of {len(summary.episodes)}")
+    distance.grid(True, alpha=0.3)
+    distance.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def contact_sheet(episodes: list[EpisodeRecord], path: Path, columns: int = 4, max_rows: int = 6) -> Path | None:
+    """A grid of camera frames: one row per episode (start → end), labelled with the outcome."""
+    import cv2
+
+    rows = []
+    for episode in episodes[:max_rows]:
+        frames = _pick(episode.frames, columns)
+        if not frames:
+            continue
+        tiles = []
+        for index, frame in enumerate(frames):
+            tile = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
+            if index == 0:
+                label = f"ep {episode.episode} seed {episode.seed}: {'reached' if episode.success else 'missed'}"
+                cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        while len(tiles) < columns:
+            tiles.append(np.zeros_like(tiles[0]))
+        rows.append(np.hstack(tiles))
+    if not rows:
+        return None
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in rows]
+    cv2.imwrite(str(path), np.vstack(rows))
+    return path
+
+
+def _pick(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
+    if len(frames) <= count:
+        return list(frames)
+    return [frames[round(i)] for i in np.linspace(0, len(frames) - 1, count)]
