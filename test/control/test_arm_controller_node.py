@@ -1,0 +1,207 @@
+"""The arm_controller node over real DDS, on real URDF arms, against a fake position-controlled cell."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pinocchio as pin
+import pytest
+from control_harness import bench
+from lifecycle_msgs.msg import Transition
+from test_chunks_and_actions import quaternion
+
+pytestmark = [pytest.mark.dds, pytest.mark.timeout(60)]
+
+
+def moved(b, target: np.ndarray, atol: float = 2e-3, timeout: float = 5.0) -> None:
+    b.wait_for(lambda: np.allclose(b.position(), target, atol=atol), timeout, f"the arm to reach {target}")
+
+
+@pytest.mark.parametrize("arm_name", ["panda", "ur5"])
+def test_joint_position_chunk_drives_the_arm_in_controller_order(arm_name: str) -> None:
+    with bench(arm_name) as b:
+        target = b.position() + 0.15
+        names = tuple(reversed(b.arm.spec.joint_names))
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(target[::-1], (10, 1)), joint_names=names))
+        moved(b, target)
+        commands = b.fake.commands()
+        limits = b.node.controller.filter.limits
+        assert np.all(commands >= limits.lower) and np.all(commands <= limits.upper)
+
+
+def test_end_effector_action_spaces_move_the_tool_where_they_say() -> None:
+    with bench("panda") as b:
+        kin = b.arm.kinematics
+        start = kin.fk(b.position())
+        # ee_pose_delta: 4 cm along x and a 0.2 rad yaw, relative to the observation-time pose.
+        rotation = pin.exp3(np.array([0.0, 0.0, 0.2]))
+        delta = np.r_[0.04, 0.0, 0.0, quaternion(rotation)]
+        b.fake.chunks.publish(b.fake.chunk("ee_pose_delta", np.tile(delta, (10, 1))))
+        b.wait_for(lambda: np.allclose(kin.fk(b.position())[:3, 3], start[:3, 3] + delta[:3], atol=2e-3), 5.0,
+                   "ee_pose_delta to be reached")
+        assert np.allclose(kin.fk(b.position())[:3, :3], rotation @ start[:3, :3], atol=5e-3)
+        # ee_pose (absolute): back to the start pose.
+        pose = np.r_[start[:3, 3], quaternion(start[:3, :3])]
+        b.fake.chunks.publish(b.fake.chunk("ee_pose", np.tile(pose, (10, 1))))
+        b.wait_for(lambda: np.allclose(kin.fk(b.position()), start, atol=2e-3), 5.0, "ee_pose to be reached")
+        # ee_twist: 0.1 m/s along z for 10 x 0.05 s = 5 cm up.
+        here = kin.fk(b.position())[:3, 3]
+        b.fake.chunks.publish(b.fake.chunk("ee_twist", np.tile([0, 0, 0.1, 0, 0, 0], (10, 1))))
+        b.wait_for(lambda: np.allclose(kin.fk(b.position())[:3, 3], here + np.array([0, 0, 0.05]), atol=2e-3), 5.0,
+                   "ee_twist to be integrated")
+        # joint_delta relative to the observation.
+        q = b.position()
+        b.fake.chunks.publish(b.fake.chunk("joint_delta", np.tile(np.full(7, -0.05), (10, 1))))
+        moved(b, q - 0.05)
+
+
+def test_streamed_chunks_blend_without_stopping_at_the_seams() -> None:
+    with bench("panda", blend_mode="rtc") as b:
+        q0 = b.position()
+        start = time.monotonic()
+        while time.monotonic() - start < 1.5:  # a 20 Hz policy, horizon 10, a ramp at 0.2 rad/s
+            t = time.monotonic() - start + 0.05 * np.arange(10)
+            targets = q0 + 0.2 * t[:, None]
+            b.fake.chunks.publish(b.fake.chunk("joint_position", targets))
+            time.sleep(0.05)
+        times = np.array([t for t, _ in b.fake.recorded.commands])
+        commands = b.fake.commands()
+        period = b.node.controller.config.period
+        window = (times > times[0] + 0.5) & (times < times[0] + 1.2)  # away from start and end
+        velocity = np.diff(commands[window, 0]) / period
+        assert np.all(velocity > 0.1), f"the command stalled at a seam (min velocity {velocity.min()})"
+        # Successive commands differ by one filtered step: no jump at any seam.
+        limits = b.node.controller.filter.limits
+        assert np.all(np.abs(np.diff(commands, axis=0)) <= limits.velocity * period * 1.001 + 1e-12)
+        assert b.node.controller.counters.chunks_accepted >= 25
+
+
+def test_chunk_watchdog_decelerates_holds_and_repeats_the_halt() -> None:
+    with bench("panda", chunk_timeout=0.2, halt_messages=4) as b:
+        q0 = b.position()
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0 + 1.0, (1, 1)), dt=1.0))
+        b.wait_for(lambda: b.node.controller.source == "hold", 3.0, "the chunk watchdog")
+        final = b.wait_until_still()
+        assert not np.allclose(final, q0 + 1.0, atol=0.05), "the watchdog did not stop the motion"
+        commands = b.fake.commands()
+        still = np.all(commands == commands[-1], axis=1)
+        assert still[-4:].all() and np.count_nonzero(still) == 5, "expected the halt once plus 4 repeats"
+        accel = np.diff(commands, n=2, axis=0) / b.node.controller.config.period ** 2
+        assert np.all(np.abs(accel) <= b.node.controller.filter.limits.acceleration * 1.001)
+        assert b.node.controller.counters.chunk_timeouts == 1
+
+
+def test_stale_joint_states_hold_and_report_a_fault() -> None:
+    with bench("ur5", state_timeout=0.1) as b:
+        q0 = b.position()
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0 + 1.0, (1, 1)), dt=1.0))
+        b.wait_for(lambda: b.node.controller.filter.moving, 3.0, "motion")
+        b.fake.publishing = False
+        b.wait_for(lambda: b.node.controller.source == "stale_state", 2.0, "the stale-state watchdog")
+        assert "stale" in b.node.controller.fault
+        final = b.wait_until_still()
+        assert not np.allclose(final, q0 + 1.0, atol=0.05)
+        assert b.node.controller.counters.stale_state_events == 1
+
+
+def test_estop_stops_until_reset_and_is_latched() -> None:
+    with bench("panda") as b:
+        q0 = b.position()
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0 + 0.8, (1, 1)), dt=1.0))
+        b.wait_for(lambda: b.node.controller.filter.moving, 3.0, "motion")
+        assert b.fake.trigger("estop").success
+        b.wait_for(lambda: b.fake.recorded.estopped[-1:] == [True], 2.0, "the latched estopped topic")
+        stopped_at = b.wait_until_still()
+        # Nothing moves while stopped, whatever arrives.
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0 - 0.5, (10, 1))))
+        b.fake.twist([0.1, 0, 0, 0, 0, 0])
+        time.sleep(0.4)
+        assert np.array_equal(b.position(), stopped_at)
+        assert b.node.controller.counters.chunks_rejected.get("estopped", 0) >= 1
+        response = b.fake.trigger("reset")
+        assert response.success and response.message == "e-stop released"
+        b.wait_for(lambda: b.fake.recorded.estopped[-1:] == [False], 2.0, "estopped false")
+        time.sleep(0.3)
+        assert np.array_equal(b.position(), stopped_at), "a command sent before the reset was executed"
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0, (10, 1))))
+        moved(b, q0)
+
+
+def test_lifecycle_transitions_and_deactivation_brakes_to_rest() -> None:
+    with bench("xarm7", activate=False) as b:
+        assert b.fake.lifecycle_state() == "unconfigured"
+        b.activate()
+        assert b.fake.lifecycle_state() == "active"
+        q0 = b.position()
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0 + 1.0, (1, 1)), dt=1.0))
+        b.wait_for(lambda: b.node.controller.filter.moving, 3.0, "motion")
+        assert b.fake.transition(Transition.TRANSITION_DEACTIVATE)
+        assert b.fake.lifecycle_state() == "inactive"
+        assert not b.node.loop.running
+        final = b.wait_until_still()
+        commands = b.fake.commands()
+        assert np.array_equal(commands[-1], final) and np.all(commands[-5:] == final)
+        accel = np.diff(commands, n=2, axis=0) / b.node.controller.config.period ** 2
+        assert np.all(np.abs(accel) <= b.node.controller.filter.limits.acceleration * 1.001)
+        assert b.fake.transition(Transition.TRANSITION_ACTIVATE)
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0, (10, 1))))
+        moved(b, q0)
+        assert b.fake.transition(Transition.TRANSITION_DEACTIVATE)
+        assert b.fake.transition(Transition.TRANSITION_CLEANUP)
+        assert b.fake.lifecycle_state() == "unconfigured"
+
+
+def test_teleop_twist_moves_the_tool_and_times_out() -> None:
+    with bench("panda", teleop_timeout=0.15) as b:
+        kin = b.arm.kinematics
+        start = kin.fk(b.position())
+        for _ in range(40):  # 0.05 m/s along y in the base frame for ~0.8 s
+            b.fake.twist([0.0, 0.05, 0.0, 0.0, 0.0, 0.0], frame_id=b.arm.spec.base_link)
+            time.sleep(0.02)
+        b.wait_for(lambda: b.node.controller.source in ("hold", "idle"), 2.0, "the teleop timeout")
+        end = kin.fk(b.wait_until_still())
+        motion = end[:3, 3] - start[:3, 3]
+        assert 0.02 < motion[1] < 0.06 and abs(motion[0]) < 5e-3 and abs(motion[2]) < 5e-3, motion
+        assert b.node.controller.counters.teleop_timeouts == 1
+        # Tool frame: +z of the Panda's TCP points down when the hand faces the table.
+        before = kin.fk(b.position())
+        for _ in range(20):
+            b.fake.twist([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], frame_id=b.arm.spec.tip_link)
+            time.sleep(0.02)
+        after = kin.fk(b.wait_until_still())
+        direction = (after[:3, 3] - before[:3, 3]) / np.linalg.norm(after[:3, 3] - before[:3, 3])
+        assert direction @ before[:3, 2] > 0.95
+        b.fake.twist([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], frame_id="camera")
+        time.sleep(0.2)
+        assert b.node.controller.counters.teleop_rejected >= 1
+
+
+def test_trajectory_mode_and_gripper_channel() -> None:
+    with bench("panda", command_mode="trajectory", publish_rate=100.0) as b:
+        q0 = b.position()
+        actions = np.tile(q0 + 0.1, (10, 1))
+        b.fake.chunks.publish(b.fake.chunk("joint_position", actions, gripper=np.ones(10)))
+        moved(b, q0 + 0.1)
+        trajectory = b.fake.recorded.trajectories[-1][1]
+        assert list(trajectory.joint_names) == list(b.arm.spec.joint_names)
+        assert trajectory.points[0].time_from_start.nanosec == 10_000_000
+        b.wait_for(lambda: b.fake.recorded.gripper and np.allclose(b.fake.recorded.gripper[-1][1], [0.0]), 3.0,
+                   "the gripper to close (Panda fingers closed at 0 m)")
+        assert len(b.fake.recorded.trajectories) < 0.3 * b.node.loop.stats.cycles  # 100 Hz of 500 Hz
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"controller_joints": ["panda_joint1", "elbow"]}, "unknown: ['elbow']"),
+        ({"urdf_path": ""}, "expected a robot description"),
+        ({"command_mode": "velocity"}, "command_mode must be one of"),
+        ({"control_rate": 5000.0}, "control_rate must be in"),
+    ],
+)
+def test_bad_configuration_fails_configure_with_a_clear_message(parameters: dict[str, object], message: str) -> None:
+    with bench("panda", activate=False, **parameters) as b:
+        assert not b.fake.transition(Transition.TRANSITION_CONFIGURE)
+        assert message in b.node._status
+        assert b.fake.lifecycle_state() == "unconfigured"
