@@ -32,6 +32,8 @@ from robot_brain.control.safety import LIMIT_NAMES, GripperFilter, SafetyFilter,
 from robot_brain.embodiment import Arm, ArmKinematics
 from robot_brain.errors import ConfigurationError
 
+#: How often the Jacobian's condition number is re-evaluated for policy chunks, s.
+SINGULARITY_CHECK_S = 0.01
 SOURCES = ("idle", "policy", "teleop", "hold", "estop", "stale_state", "stopping")
 
 
@@ -175,6 +177,9 @@ class ArmController:
         self._last_chunk_arrival = -math.inf
         self._was_teleop = False
         self._policy_in_ee_space = False
+        self._singularity_every = max(1, round(SINGULARITY_CHECK_S * config.rate_hz))
+        self._singularity_countdown = 0
+        self._singularity_scale_value = 1.0
         self._arm_publish = QuietAfter(config.halt_messages)
         self._gripper_publish = QuietAfter(config.halt_messages)
         self._last_gripper: float | None = None
@@ -357,13 +362,20 @@ class ArmController:
         if not self._policy_in_ee_space:
             self.condition_number = math.nan
             return 1.0
+        # The condition number changes slowly: evaluate it every SINGULARITY_CHECK_S, not every period.
+        self._singularity_countdown -= 1
+        if self._singularity_countdown > 0:
+            return self._singularity_scale_value
+        self._singularity_countdown = self._singularity_every
         q = self.filter.position
         step = target - q
         norm = float(np.linalg.norm(step))
-        if norm < 1e-9:
-            return 1.0
-        probe = q + step * min(1.0, 0.05 / norm)
-        return self._approach_scale(q, probe, self._condition(q))
+        scale = 1.0
+        if norm >= 1e-9:
+            probe = q + step * min(1.0, 0.05 / norm)
+            scale = self._approach_scale(q, probe, self._condition(q))
+        self._singularity_scale_value = scale
+        return scale
 
     def _approach_scale(self, q: np.ndarray, probe: np.ndarray, condition: float) -> float:
         """Scale from the condition number, applied only while the motion heads toward the singularity."""
