@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stop = stop_on_signals()
     group.start(commands)
-    runner = DemoRunner(plan.robot.load(), alive=lambda: group.first_exit() is None and not stop.is_set())
+    runner = DemoRunner(plan.robot.load(), alive=lambda: group.first_exit() is None and not stop.is_set(),
+                        command_topics=_command_topics(plan.node("sim").parameters))
     episodes = []
     try:
         runner.wait_ready(READY_TIMEOUT_S)
@@ -88,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
         print(summary.table())
         print("outputs: " + ", ".join(str(path) for path in files.values()))
     return 0 if summary.success_rate >= args.min_success_rate else 1
+
+
+def _command_topics(sim: dict[str, object]) -> list[str]:
+    """The arm command topics the sim listens on (the controller publishes on one of them)."""
+    position = str(sim.get("position_controller", "forward_position_controller")).strip("/")
+    trajectory = str(sim.get("trajectory_controller", "joint_trajectory_controller")).strip("/")
+    return [f"/{position}/commands", f"/{trajectory}/joint_trajectory"]
 
 
 def _median(values: list[float]) -> float:

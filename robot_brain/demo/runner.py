@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,8 @@ from rclpy.qos import qos_profile_sensor_data
 from robot_brain_msgs.msg import ActionChunk
 from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
 
 from robot_brain.demo.report import EpisodeRecord
 from robot_brain.embodiment import Arm
@@ -37,6 +39,7 @@ from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
 
 FRAME_PERIOD_S = 0.25  # camera frames kept for the contact sheet
 PATH_PERIOD_S = 0.02  # tool positions kept for the plot
+QUIET_S = 0.3  # no arm command for this long: the deactivated controller has stopped publishing
 
 
 class DemoError(UserError):
@@ -46,7 +49,7 @@ class DemoError(UserError):
 class DemoObserver(Node):
     """Subscribes to what the demo reports on and calls the sim's and controller's services."""
 
-    def __init__(self, arm: Arm) -> None:
+    def __init__(self, arm: Arm, command_topics: Sequence[tuple[str, type]] = ()) -> None:
         super().__init__("demo_runner")
         self.arm = arm
         self._lock = threading.Lock()
@@ -68,6 +71,9 @@ class DemoObserver(Node):
         self.create_subscription(PointStamped, "/perception/target_point", self._on_target, 10)
         self.create_subscription(ActionChunk, "/policy/action_chunk", self._on_chunk, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.last_command = 0.0
+        for topic, kind in command_topics:
+            self.create_subscription(kind, topic, self._on_command, 10)
         self.reset_client = self.create_client(ResetEpisode, "/sim/reset_episode")
         self.result_client = self.create_client(GetEpisodeResult, "/sim/get_result")
         self.change_client = self.create_client(ChangeState, "/arm_controller/change_state")
@@ -97,6 +103,9 @@ class DemoObserver(Node):
             return
         self._last_frame = now
         record.frames.append(image_to_array(msg).copy())
+
+    def _on_command(self, msg: object) -> None:
+        self.last_command = time.monotonic()
 
     def _on_target(self, msg: PointStamped) -> None:
         with self._lock:
@@ -145,11 +154,13 @@ def _number(text: str | None) -> float | None:
 class DemoRunner:
     """Owns the observer node and its executor thread; runs episodes one after the other."""
 
-    def __init__(self, arm: Arm, alive: Callable[[], bool]) -> None:
+    def __init__(self, arm: Arm, alive: Callable[[], bool], command_topics: Sequence[str] = ()) -> None:
         self._owns_context = not rclpy.ok()
         if self._owns_context:
             rclpy.init()
-        self.node = DemoObserver(arm)
+        kinds = [(topic, JointTrajectory if topic.endswith("/joint_trajectory") else Float64MultiArray)
+                 for topic in command_topics]
+        self.node = DemoObserver(arm, kinds)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -205,6 +216,8 @@ class DemoRunner:
         node = self.node
         if self.controller_state() == "active":
             self._transition(Transition.TRANSITION_DEACTIVATE, "deactivate")
+            # The halt it repeats while braking must not land after the reset and drag the arm back.
+            self._wait(lambda: time.monotonic() - node.last_command > QUIET_S, 5.0, "the arm controller to go quiet")
         reset = self._call(node.reset_client, ResetEpisode.Request(seed=seed), "/sim/reset_episode")
         target = np.array([reset.result.target.x, reset.result.target.y, reset.result.target.z])
         record = EpisodeRecord(episode=index, seed=seed, success=False, time_to_success=math.nan,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from robot_brain.embodiment import Arm, IKOptions
+from robot_brain.embodiment import Arm
 from robot_brain.errors import ConfigurationError
-from robot_brain.sim.workspace import Layout
+from robot_brain.sim.workspace import Layout, reachable_from
 
 _PLACEMENT_ATTEMPTS = 40
 
@@ -52,14 +52,12 @@ class ReachTask:
         self.time_limit = time_limit or max(8.0, 10.0 * layout.reach)
         self.record_path = record_path
         self._episode = -1
-        self._ik = IKOptions(position_tolerance=1e-3, rotation_tolerance=2e-2, restarts=3)
 
     def place_object(self, seed: int) -> np.ndarray:
         """The object's centre (base frame) for ``seed``: in the sector, on the table, reachable."""
         layout = self.layout
         rng = np.random.default_rng(seed)
         inner, outer = layout.region_radius
-        target = layout.home_tool_pose.copy()
         fallback = None
         for _ in range(_PLACEMENT_ATTEMPTS):
             # Uniform over the sector's area, not its radius.
@@ -67,8 +65,7 @@ class ReachTask:
             yaw = rng.uniform(-layout.region_yaw, layout.region_yaw)
             point = np.array([radius * math.cos(yaw), radius * math.sin(yaw), layout.object_z])
             fallback = point if fallback is None else fallback
-            target[:3, 3] = point
-            if self.arm.kinematics.ik(target, layout.home, self._ik, np.random.default_rng(seed)).success:
+            if reachable_from(self.arm, layout.home, layout.home_tool_pose, point):
                 return point
         assert fallback is not None
         return fallback

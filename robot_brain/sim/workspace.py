@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_brain.embodiment import Arm, IKOptions
+from robot_brain.embodiment import Arm, ArmSpec, IKOptions
 from robot_brain.errors import ConfigurationError
 from robot_brain.perception.geometry import matrix_to_pose, pose_to_matrix
 
+#: IK seeds per candidate tool yaw when choosing the home pose (the middle of the ranges, then random).
+HOME_SEEDS = 6
 #: Tool pointing straight down, its x axis along the base's +x (a rotation of pi about x).
 TOOL_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
@@ -108,7 +110,8 @@ def compute_layout(arm: Arm, options: LayoutOptions = LayoutOptions()) -> Layout
     inner, outer = (options.region_radius[0] * reach, options.region_radius[1] * reach)
     region_center = np.array([0.5 * (inner + outer), 0.0, object_z])
     notes: list[str] = []
-    home = _home(arm, options, region_center + np.array([0.0, 0.0, options.home_height * reach]), notes)
+    probes = _probe_points(inner, outer, math.radians(options.region_yaw_deg), object_z)
+    home = _home(arm, options, region_center + np.array([0.0, 0.0, options.home_height * reach]), probes, notes)
     home_tool_pose = kinematics.fk(home)
     margin = 0.25 * reach
     table_min = np.array([-margin, -outer - margin])
@@ -140,7 +143,7 @@ def compute_layout(arm: Arm, options: LayoutOptions = LayoutOptions()) -> Layout
     )
 
 
-def _home(arm: Arm, options: LayoutOptions, point: np.ndarray, notes: list[str]) -> np.ndarray:
+def _home(arm: Arm, options: LayoutOptions, point: np.ndarray, probes: np.ndarray, notes: list[str]) -> np.ndarray:
     """The preset's home, else the IK solution with the tool down above the region's centre."""
     spec = arm.spec
     if options.home:
@@ -156,21 +159,84 @@ def _home(arm: Arm, options: LayoutOptions, point: np.ndarray, notes: list[str])
     ik_options = IKOptions(position_tolerance=1e-3, rotation_tolerance=1e-2, restarts=20)
     rng = np.random.default_rng(options.seed)
     best = None
+    solutions = []
+    seeds = [spec.middle_configuration(), *(arm.kinematics.random_configuration(rng) for _ in range(HOME_SEEDS - 1))]
     for yaw in np.radians([0.0, 45.0, -45.0, 90.0, -90.0, 135.0, -135.0, 180.0]):
         target = np.eye(4)
         target[:3, :3] = _rotz(yaw) @ TOOL_DOWN
         target[:3, 3] = point
-        result = arm.kinematics.ik(target, spec.middle_configuration(), ik_options, rng)
-        if result.success:
-            return result.q
-        if best is None or result.position_error < best.position_error:
-            best = result
+        for seed in seeds:
+            result = arm.kinematics.ik(target, seed, ik_options, rng)
+            if result.success:
+                solutions.append(result.q)
+            if best is None or result.position_error < best.position_error:
+                best = result
+    if solutions:
+        return _best_home(arm, solutions, probes)
     assert best is not None
     notes.append(
         f"no tool-down home pose found above the task region (closest {best.position_error:.3f} m); "
         "using the nearest configuration: set `home` in the robot preset"
     )
     return best.q
+
+
+def _probe_points(inner: float, outer: float, yaw: float, z: float) -> np.ndarray:
+    """Spots spread over the object sector (corners, edges, middle) to score home candidates."""
+    points = [(radius * math.cos(angle), radius * math.sin(angle), z)
+              for radius in (inner, 0.5 * (inner + outer), outer) for angle in (-yaw, 0.0, yaw)]
+    return np.array(points)
+
+
+def _best_home(arm: Arm, solutions: list[np.ndarray], probes: np.ndarray) -> np.ndarray:
+    """The tool-down solution from which a Cartesian controller reaches most of the sector.
+
+    Candidates are tried in order (middle-of-range seeds first) and the first one that
+    reaches every probe wins; ties go to the larger joint-limit margin.
+    """
+    best, best_score = solutions[0], (-1, -1.0)
+    for q in solutions:
+        pose = arm.kinematics.fk(q)
+        reached = sum(reachable_from(arm, q, pose, point) for point in probes)
+        score = (reached, _limit_margin(arm.spec, q))
+        if reached == len(probes):
+            return q
+        if score > best_score:
+            best, best_score = q, score
+    return best
+
+
+def reachable_from(arm: Arm, q_start: np.ndarray, start_pose: np.ndarray, point: np.ndarray,
+                   steps: int = 12, max_joint_step: float = 0.4, limit_margin: float = 0.05) -> bool:
+    """Whether the straight tool path from ``start_pose`` to ``point`` (same orientation) is followable.
+
+    Small IK steps, each seeded by the previous one, as a Cartesian controller moves: an
+    end-point-only IK check would accept spots that need a jump to another IK branch. The
+    end configuration must keep ``limit_margin`` from every joint limit.
+    """
+    options = IKOptions(position_tolerance=1e-3, rotation_tolerance=2e-2, restarts=0)
+    spec = arm.spec
+    target = start_pose.copy()
+    start = start_pose[:3, 3]
+    q = q_start
+    for fraction in np.linspace(0.0, 1.0, steps + 1)[1:]:
+        target[:3, 3] = (1.0 - fraction) * start + fraction * point
+        result = arm.kinematics.ik(target, q, options)
+        if not result.success or np.max(np.abs(result.q - q)) > max_joint_step:
+            return False
+        q = result.q
+    margin = np.minimum(q - spec.lower, spec.upper - q)
+    return bool(np.all(margin[np.isfinite(margin)] > limit_margin))
+
+
+def _limit_margin(spec: ArmSpec, q: np.ndarray) -> float:
+    """Smallest distance to a joint limit, as a fraction of that joint's range (continuous joints: 0.5)."""
+    span = spec.upper - spec.lower
+    finite = np.isfinite(span)
+    if not finite.any():
+        return 0.5
+    margins = np.minimum(q - spec.lower, spec.upper - q)[finite] / span[finite]
+    return float(margins.min())
 
 
 def _rotz(angle: float) -> np.ndarray:
