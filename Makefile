@@ -22,7 +22,7 @@ VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 CONSTRAINTS := requirements/constraints.txt
 REQUIREMENTS := requirements/base.txt requirements/build.txt requirements/test.txt
-AMENT_ENV := AMENT_PREFIX_PATH=$(abspath $(VENV))
+AMENT_ENV := AMENT_PREFIX_PATH=$(abspath $(VENV)) MUJOCO_GL=$${MUJOCO_GL:-egl}
 PYTEST_ARGS ?=
 
 # Hash of the named files/folders (paths and contents), 16 hex digits; missing paths count as empty.
@@ -33,10 +33,8 @@ DEPS_STAMP := $(VENV)/.stamp-deps-$(call content_hash,requirements)
 PKG_STAMP := $(VENV)/.stamp-pkg-$(call content_hash,setup.py setup.cfg package.xml resource launch config)
 MSGS_STAMP := $(VENV)/.stamp-msgs-$(call content_hash,msg tools/build_interfaces.py)
 
-# The Panda that example-robot-data ships (a shell glob, expanded when the recipe runs).
-PANDA_URDF := $(VENV)/lib/python3*/site-packages/cmeel.prefix/share/example-robot-data/robots/panda_description/urdf/panda.urdf
-# The demo: one line to change when `robot-brain demo` lands.
-DEMO_CMD ?= $(VENV)/bin/robot-brain inspect $(PANDA_URDF)
+# The main job: the whole brain on the simulated Panda (sim, perception, policy, controller).
+DEMO_CMD ?= $(VENV)/bin/robot-brain demo --robot panda --episodes 10
 
 .PHONY: help venv install system-deps test lint demo bench constraints clean distclean
 

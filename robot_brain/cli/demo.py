@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from robot_brain.cli.isolation import isolate_dds
 from robot_brain.cli.up import NodeProcesses, add_robot_arguments, plan_from_arguments, stop_on_signals
 from robot_brain.errors import ConfigurationError
 
@@ -54,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     console = sys.stderr if args.json else sys.stdout
     group = NodeProcesses(output=console if args.verbose else _Null(), log_file=log)
     say = (lambda text: print(text, file=console, flush=True)) if not args.json else (lambda text: None)
-    say(f"demo: {plan.robot.name}, {args.episodes} episode(s) from seed {args.seed}; node logs in {log}")
+    domain = isolate_dds()
+    say(
+        f"demo: {plan.robot.name}, {args.episodes} episode(s) from seed {args.seed}; "
+        f"DDS domain {domain}, this host only; node logs in {log}"
+    )
     started = time.monotonic()
     stop = stop_on_signals()
     group.start(commands)
