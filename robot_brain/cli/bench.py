@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     control.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     control.add_argument("--robot", default="panda", help="bundled arm name or URDF path (default panda)")
     control.add_argument("--realtime-priority", type=int, default=80, help="SCHED_FIFO priority (0: do not ask)")
+    control.add_argument("--executor", choices=("single", "events"), default="single",
+                         help="executor of the node's callbacks (default single, as the arm_controller script)")
     control.add_argument("--no-baselines", action="store_true", help="skip the rclpy timer baselines")
     control.add_argument("--json", action="store_true", help="print only the JSON line")
     control.set_defaults(func=run_control)
@@ -57,7 +59,6 @@ def _urdf(robot: str) -> str:
 def run_control(args: argparse.Namespace) -> int:
     """Run the controller and the baselines; print a table and one JSON line."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from robot_brain.errors import ConfigurationError
@@ -79,7 +80,7 @@ def run_control(args: argparse.Namespace) -> int:
             raise ConfigurationError("the DDS peer process did not start")
         rclpy.init()
         try:
-            result = _bench_controller(args, urdf, ArmControllerNode, SingleThreadedExecutor, Parameter)
+            result = _bench_controller(args, urdf, ArmControllerNode, Parameter)
             if not args.no_baselines:
                 result["baselines"] = {
                     "timer_single_threaded": _bench_timer(args, "single"),
@@ -100,24 +101,28 @@ def run_control(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, executor_class: Any,
-                      parameter: Any) -> dict[str, Any]:
+def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, parameter: Any) -> dict[str, Any]:
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.experimental import EventsExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+
     node = node_class(parameter_overrides=[
         parameter("urdf_path", value=urdf),
         parameter("control_rate", value=float(args.rate)),
         parameter("realtime_priority", value=int(args.realtime_priority)),
         parameter("chunk_timeout", value=1.0),
     ])
-    executor = executor_class()
+    executor = EventsExecutor() if args.executor == "events" else SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    # Transitions before spinning: rclpy's EventsExecutor deadlocks when another thread creates
+    # entities while it spins (as the node's own autostart does it, before spin).
+    success = TransitionCallbackReturn.SUCCESS
+    if node.trigger_configure() != success or node.trigger_activate() != success:
+        raise RuntimeError(f"arm_controller did not activate: {node._status}")
+    stop = threading.Event()
+    spinner = threading.Thread(target=_spin_until, args=(executor, stop), daemon=True)
     spinner.start()
     try:
-        from rclpy.lifecycle import TransitionCallbackReturn
-
-        success = TransitionCallbackReturn.SUCCESS
-        if node.trigger_configure() != success or node.trigger_activate() != success:
-            raise RuntimeError(f"arm_controller did not activate: {node._status}")
         controller, loop = node.controller, node.loop
         deadline = time.monotonic() + 10.0
         while controller.counters.chunks_accepted < 5 or controller.source != "policy":
@@ -136,6 +141,7 @@ def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, exec
             "process_cpu_percent": round(100.0 * cpu / wall, 1),
             "realtime": loop.realtime,
             "timer_slack_1ns": loop.timer_slack,
+            "executor": args.executor,
             "robot": controller.spec.name,
             "dof": controller.spec.dof,
             "chunks_per_s": round((controller.counters.chunks_accepted - chunks_start) / wall, 1),
@@ -146,9 +152,16 @@ def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, exec
         node.trigger_deactivate()
         return summary
     finally:
-        executor.shutdown(timeout_sec=2.0)
+        stop.set()
         spinner.join(timeout=2.0)
+        executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
+
+
+def _spin_until(executor: Any, stop: threading.Event) -> None:
+    """Spin in short slices so the executor can be shut down from another thread (EventsExecutor cannot)."""
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=0.1)
 
 
 def _bench_timer(args: argparse.Namespace, kind: str) -> dict[str, Any]:
@@ -182,12 +195,7 @@ def _bench_timer(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     executor = SingleThreadedExecutor() if kind == "single" else EventsExecutor()
     executor.add_node(node)
     stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-
-    thread = threading.Thread(target=spin, daemon=True)
+    thread = threading.Thread(target=_spin_until, args=(executor, stop), daemon=True)
     timer = node.create_timer(period, tick)
     thread.start()
     try:

@@ -130,7 +130,7 @@ class JointChunk:
     space: str = "joint_position"
     interpolation: str = "cubic"
     _times: list[float] = field(init=False, repr=False)
-    _tangents: np.ndarray = field(init=False, repr=False)
+    _coefficients: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._times = self.times.tolist()
@@ -140,7 +140,15 @@ class JointChunk:
             # Catmull-Rom tangents inside; the last tangent is 0 so an unreplaced chunk comes to rest.
             tangents[1:-1] = (self.values[2:] - self.values[:-2]) / (self.times[2:] - self.times[:-2])[:, None]
             tangents[0] = (self.values[1] - self.values[0]) / (self.times[1] - self.times[0])
-        self._tangents = tangents
+        # Per segment, the polynomial in s = (t - t_i) / h as rows [1, s, s², s³]: sampling is then
+        # one small dot product per period (the hot path), not a dozen array operations.
+        a, b = self.values[:-1], self.values[1:]
+        h = np.diff(self.times)[:, None]
+        m0, m1 = h * tangents[:-1], h * tangents[1:]
+        if self.interpolation == "linear":
+            self._coefficients = np.stack((a, b - a, np.zeros_like(a), np.zeros_like(a)), axis=1)
+        else:
+            self._coefficients = np.stack((a, m0, 3 * (b - a) - 2 * m0 - m1, 2 * (a - b) + m0 + m1), axis=1)
 
     @property
     def end(self) -> float:
@@ -154,20 +162,8 @@ class JointChunk:
         if t >= times[-1]:
             return self.values[-1]
         i = bisect.bisect_right(times, t) - 1
-        t0, t1 = times[i], times[i + 1]
-        h = t1 - t0
-        s = (t - t0) / h
-        a, b = self.values[i], self.values[i + 1]
-        if self.interpolation == "linear":
-            return a + s * (b - a)
-        s2 = s * s
-        s3 = s2 * s
-        return (
-            (2 * s3 - 3 * s2 + 1) * a
-            + (s3 - 2 * s2 + s) * h * self._tangents[i]
-            + (-2 * s3 + 3 * s2) * b
-            + (s3 - s2) * h * self._tangents[i + 1]
-        )
+        s = (t - times[i]) / (times[i + 1] - times[i])
+        return np.dot((1.0, s, s * s, s * s * s), self._coefficients[i])
 
 
 @dataclass

@@ -44,8 +44,8 @@ DEFAULT_CONTROLLERS = {"forward_position": "forward_position_controller", "traje
 GRIPPER_COMMANDS = ("joint_position", "normalized")
 LOG_THROTTLE_S = 2.0
 # Python switches threads every 5 ms by default: a callback doing IK could hold the loop
-# thread off for that long. 50 µs bounds the wait at a small cost in switching.
-SWITCH_INTERVAL_S = 5e-5
+# thread off for that long. 20 µs bounds the wait at a small cost in switching.
+SWITCH_INTERVAL_S = 2e-5
 
 _DEFAULT = ControllerConfig()
 #: Parameters that are ControllerConfig fields of the same name (the config's defaults are theirs).
