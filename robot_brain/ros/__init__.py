@@ -1,1 +1,4 @@
-"""Conversions between ROS messages and the core types: the only module tree, besides nodes, that imports message types."""
+"""Conversions between ROS messages and core types.
+
+The only module tree, besides ``nodes``, that imports ROS message types.
+"""
