@@ -79,6 +79,8 @@ class ArmKinematics:
         self.upper = np.where(np.isfinite(spec.upper), spec.upper, np.inf)
         self._identity = np.eye(spec.dof)
         self._eye6 = np.eye(6)
+        self._error = np.empty(6)
+        self._damping_cache: tuple[float, np.ndarray] = (0.0, np.zeros((6, 6)))
         self._eye3 = np.eye(3)
         self._middle = spec.middle_configuration()
         self._reference_frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
@@ -135,32 +137,39 @@ class ArmKinematics:
         position_error = target[:3, 3] - current.translation
         rotation_error = pin.log3(target[:3, :3] @ current.rotation.T)
         if self.dof >= 6:
-            jjt = jacobian @ jacobian.T + options.damping * self._eye6
-            error = np.concatenate((position_error, rotation_error))
+            jjt = jacobian @ jacobian.T
+            jjt += self._damping_matrix(options.damping)
+            error = self._error
+            error[:3] = position_error
+            error[3:] = rotation_error
+            cholesky = eigenpy.LLT(jjt)
+            step = jacobian.T @ cholesky.solve(error)
             if options.posture_gain > 0.0 and self.dof > 6:
                 # Only redundant arms have a null space; for the others the damped projector
-                # would leak the posture pull into the task and stall convergence. One solve
-                # with two right-hand sides serves the task and the projector.
-                solved = _solve_spd(jjt, np.column_stack((error, jacobian)))
-                step = jacobian.T @ solved[:, 0]
+                # would leak the posture pull into the task and stall convergence. The
+                # projector (I - J+ J) is applied to the pull as vectors, never formed.
                 reference = self._middle if posture is None else posture
-                projector = self._identity - jacobian.T @ solved[:, 1:]
-                step += options.posture_gain * (projector @ (reference - q))
-            else:
-                step = jacobian.T @ _solve_spd(jjt, error)
+                pull = reference - q
+                step += options.posture_gain * (pull - jacobian.T @ cholesky.solve(jacobian @ pull))
         else:
             step = self._prioritised_step(jacobian, position_error, rotation_error, options)
         if options.step_gain != 1.0:
             step *= options.step_gain
-        largest = max(step.max(), -step.min())
+        largest = np.abs(step).max()
         if largest > options.max_step:
             step *= options.max_step / largest
         q_next = np.minimum(np.maximum(q + step, self.lower), self.upper)
         return (
             q_next,
-            math.sqrt(position_error @ position_error),
-            math.sqrt(rotation_error @ rotation_error),
+            math.sqrt(position_error.dot(position_error)),
+            math.sqrt(rotation_error.dot(rotation_error)),
         )
+
+    def _damping_matrix(self, damping: float) -> np.ndarray:
+        """``damping * I`` (6x6), rebuilt only when the damping changes."""
+        if self._damping_cache[0] != damping:
+            self._damping_cache = (damping, damping * self._eye6)
+        return self._damping_cache[1]
 
     def _prioritised_step(
         self, jacobian: np.ndarray, position_error: np.ndarray, rotation_error: np.ndarray, options: IKOptions
