@@ -234,6 +234,23 @@ class ArmSpec:
             "warnings": list(self.warnings),
         }
 
+    @property
+    def driven_gripper_joints(self) -> tuple[str, ...]:
+        """Gripper joints that take commands: mimic joints follow their leader and are left out."""
+        return tuple(name for name in self.gripper_joints if name not in self.mimic_joints)
+
+    def gripper_open_closed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Open and closed positions of the driven gripper joints.
+
+        URDFs do not say which end of a gripper joint's range is open. The convention used by
+        the controller and the simulator alike: open is the limit farther from zero (Panda
+        fingers 0.04 m apart, SO-101 jaw at 1.7 rad), closed the nearer one.
+        """
+        driven = [self.gripper_joints.index(name) for name in self.driven_gripper_joints]
+        lower, upper = self.gripper_lower[driven], self.gripper_upper[driven]
+        farther_up = np.abs(upper) >= np.abs(lower)
+        return np.where(farther_up, upper, lower), np.where(farther_up, lower, upper)
+
     def middle_configuration(self) -> np.ndarray:
         """A configuration in the middle of the joint ranges (0 for continuous joints)."""
         finite = np.isfinite(self.lower) & np.isfinite(self.upper)

@@ -134,7 +134,7 @@ def build_scene(arm: Arm, layout: Layout, options: SceneOptions = SceneOptions()
     base_pose[:3, 3] = robot_data.xpos[base_body]
 
     _configure_robot(spec, options)
-    driven_gripper = tuple(name for name in arm.spec.gripper_joints if name not in arm.spec.mimic_joints)
+    driven_gripper = arm.spec.driven_gripper_joints
     gains = _default_gains(robot_model, arm, layout, driven_gripper, options)
     _add_actuators(spec, arm, driven_gripper, gains)
     spec.bodies[tip_body].add_site(name=TOOL_SITE, size=[0.005, 0.005, 0.005], group=GROUP_HIDDEN)

@@ -79,7 +79,7 @@ class Simulator:
     # -- episodes -------------------------------------------------------------------------
 
     def reset(self, seed: int) -> EpisodeState:
-        """Arm at home, gripper at its lower limit or 0, object placed from ``seed``; starts a new episode."""
+        """Arm at home, gripper open, object placed from ``seed``; starts a new episode."""
         with self._lock:
             scene = self.scene
             now = self.data.time
@@ -89,7 +89,7 @@ class Simulator:
             self.data.qpos[scene.arm_qpos] = scene.layout.home
             dof = scene.arm.spec.dof
             self._targets[:dof] = scene.layout.home
-            self._targets[dof:] = np.clip(0.0, scene.gripper_lower, scene.gripper_upper)
+            self._targets[dof:] = scene.arm.spec.gripper_open_closed()[0]
             self.data.qpos[scene.gripper_qpos] = self._targets[dof:]
             self.data.ctrl[self._actuators] = self._targets
             self._trajectory = None

@@ -103,3 +103,13 @@ def test_missing_limits_use_documented_defaults_and_warn() -> None:
     q = np.array([7.0, 0.2, 0.1])
     pose = arm.kinematics.fk(q)
     assert np.allclose(pose, arm.kinematics.fk(q - [2 * math.pi, 0, 0]))
+
+
+def test_gripper_open_is_the_limit_farther_from_zero_for_driven_joints_only() -> None:
+    panda = load_arm(ARMS["panda"]).spec
+    assert panda.driven_gripper_joints == ("panda_finger_joint1",)
+    opened, closed = panda.gripper_open_closed()
+    assert opened.tolist() == [0.04] and closed.tolist() == [0.0]
+    z1 = load_arm(ARMS["z1"]).spec  # jointGripper in [-1.5707, 0]
+    opened, closed = z1.gripper_open_closed()
+    assert opened.tolist() == pytest.approx([-1.5707]) and closed.tolist() == [0.0]
