@@ -39,6 +39,7 @@ from robot_brain.perception.geometry import (
     point_on_plane,
     pose_to_matrix,
 )
+from robot_brain.perception.tracking import OcclusionGate
 from robot_brain.perception.vision import VisionModel
 from robot_brain.ros.image import image_to_array
 from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array, runtime_values
@@ -77,6 +78,13 @@ class PerceptionNode(LifecycleNode):
         declare(self, "hsv_lower", [0, 120, 70], "Lower HSV bound (OpenCV: H 0-179); H above upper wraps (red)")
         declare(self, "hsv_upper", [10, 255, 255], "Upper HSV bound")
         declare(self, "min_area", 30.0, "Smallest blob area, px^2")
+        declare(
+            self,
+            "occlusion_hold_ratio",
+            0.6,
+            "Hold the last full view while the blob is smaller than this fraction of its largest area "
+            "(a tool hiding part of the target); 0 disables",
+        )
         declare(self, "shape", "any", "Blob shape filter: any, circle or square")
         declare(self, "min_circularity", 0.85, "Circularity threshold for shape=circle (disc: ~0.9, square: ~0.8)")
         declare(self, "target_frame", "", "Frame of published points (empty: the image's optical frame)")
@@ -106,6 +114,7 @@ class PerceptionNode(LifecycleNode):
     def _reset_state(self) -> None:
         self._vision: VisionModel | None = None
         self._detector: ColorTargetDetector | None = None
+        self._occlusion_gate: OcclusionGate | None = None
         self._camera: CameraModel | None = None
         self._camera_pose = np.eye(4)
         self._plane: list[float] = [0.0, 0.0, 1.0, 0.0]
@@ -148,6 +157,7 @@ class PerceptionNode(LifecycleNode):
                 shape=str(value(self, "shape")),
                 min_circularity=float(value(self, "min_circularity")),
             )
+            self._occlusion_gate = OcclusionGate(float(value(self, "occlusion_hold_ratio")))
             self._output_publishers["target"] = self.create_lifecycle_publisher(
                 PointStamped, str(value(self, "target_topic")), QoSProfile(depth=10)
             )
@@ -308,6 +318,11 @@ class PerceptionNode(LifecycleNode):
         if detection is None:
             self._counts["frames without target"] += 1
             return
+        assert self._occlusion_gate is not None
+        held_before = self._occlusion_gate.held_frames
+        detection = self._occlusion_gate.update(detection)
+        if self._occlusion_gate.held_frames != held_before:
+            self._counts["occluded frames held"] += 1
         point = self._point(camera, detection.u, detection.v, msg)
         if point is None:
             self._counts["targets without 3D point"] += 1
