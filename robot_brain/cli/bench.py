@@ -6,8 +6,9 @@ and all); a *peer* process plays the cell and the policy over Fast DDS: it publi
 arm would) and an ``ee_pose_delta`` ActionChunk (horizon 10, dt 0.05 s) at 20 Hz, so IK,
 blending and the safety filter all run while the clock is measured.
 
-Same-run baselines time a bare rclpy timer at the same rate, in the same process, with the
-same subscriptions, under a SingleThreadedExecutor and an EventsExecutor.
+Same-run baselines: the node in the other ``loop_mode`` (cooperative or threaded), and a bare
+rclpy timer at the same rate, in the same process, with the same subscriptions, under a
+SingleThreadedExecutor and an EventsExecutor.
 
 Period error is the wake-up time minus the absolute deadline (start + k·period); a missed
 deadline is a period whose work ended after the next deadline began (or that was skipped).
@@ -42,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     control.add_argument("--realtime-priority", type=int, default=80, help="SCHED_FIFO priority (0: do not ask)")
     control.add_argument("--executor", choices=("single", "events"), default="single",
                          help="executor of the node's callbacks (default single, as the arm_controller script)")
-    control.add_argument("--no-baselines", action="store_true", help="skip the rclpy timer baselines")
+    control.add_argument("--loop-mode", choices=("cooperative", "threaded"), default="cooperative",
+                         help="the node's loop_mode (default cooperative, the node's default)")
+    control.add_argument("--no-baselines", action="store_true",
+                         help="skip the baselines (rclpy timers, and the node in the other loop_mode)")
     control.add_argument("--json", action="store_true", help="print only the JSON line")
     control.set_defaults(func=run_control)
     bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
@@ -80,9 +84,11 @@ def run_control(args: argparse.Namespace) -> int:
             raise ConfigurationError("the DDS peer process did not start")
         rclpy.init()
         try:
-            result = _bench_controller(args, urdf, ArmControllerNode, Parameter)
+            result = _bench_controller(args, urdf, ArmControllerNode, Parameter, args.loop_mode)
             if not args.no_baselines:
+                other = "threaded" if args.loop_mode == "cooperative" else "cooperative"
                 result["baselines"] = {
+                    f"arm_controller_{other}": _bench_controller(args, urdf, ArmControllerNode, Parameter, other),
                     "timer_single_threaded": _bench_timer(args, "single"),
                     "timer_events": _bench_timer(args, "events"),
                 }
@@ -101,7 +107,9 @@ def run_control(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, parameter: Any) -> dict[str, Any]:
+def _bench_controller(
+    args: argparse.Namespace, urdf: str, node_class: Any, parameter: Any, loop_mode: str
+) -> dict[str, Any]:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.experimental import EventsExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -111,6 +119,7 @@ def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, para
         parameter("control_rate", value=float(args.rate)),
         parameter("realtime_priority", value=int(args.realtime_priority)),
         parameter("chunk_timeout", value=1.0),
+        parameter("loop_mode", value=loop_mode),
     ])
     executor = EventsExecutor() if args.executor == "events" else SingleThreadedExecutor()
     executor.add_node(node)
@@ -120,7 +129,8 @@ def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, para
     if node.trigger_configure() != success or node.trigger_activate() != success:
         raise RuntimeError(f"arm_controller did not activate: {node._status}")
     stop = threading.Event()
-    spinner = threading.Thread(target=_spin_until, args=(executor, stop), daemon=True)
+    # As the arm_controller script: node.spin (in cooperative mode it runs the loop itself).
+    spinner = threading.Thread(target=node.spin, args=(executor, stop), daemon=True)
     spinner.start()
     try:
         controller, loop = node.controller, node.loop
@@ -142,6 +152,7 @@ def _bench_controller(args: argparse.Namespace, urdf: str, node_class: Any, para
             "realtime": loop.realtime,
             "timer_slack_1ns": loop.timer_slack,
             "executor": args.executor,
+            "loop_mode": loop_mode,
             "robot": controller.spec.name,
             "dof": controller.spec.dof,
             "chunks_per_s": round((controller.counters.chunks_accepted - chunks_start) / wall, 1),
@@ -233,7 +244,7 @@ def _process_cpu() -> float:
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    rows = [("arm_controller loop", result)]
+    rows = [(f"arm_controller {result['loop_mode']}", result)]
     for name, baseline in result.get("baselines", {}).items():
         rows.append((name.replace("_", " "), baseline))
     print(f"{result['robot']} ({result['dof']} joints), {result['rate_hz']:g} Hz for {result['seconds']:g} s, "

@@ -171,6 +171,10 @@ class ArmController:
         self.fault = "no joint state received yet"
         self.condition_number = math.nan
         self._estopped = threading.Event()
+        # e-stop and reset start a new epoch; a chunk converted off the callback thread (the
+        # node's cooperative mode) is accepted only if no e-stop or reset happened meanwhile.
+        self.epoch = 0
+        self._gate = threading.Lock()
         self._stopping = threading.Event()
         self._flush = threading.Event()
         self._last_stamp = -math.inf
@@ -191,8 +195,12 @@ class ArmController:
         """A measurement in arm order; ``stamp`` is the measurement time, ``received`` the arrival (loop clock)."""
         self.state.update(positions, stamp, received)
 
-    def on_chunk(self, chunk: RawChunk, now: float) -> str | None:
-        """Validate, align and convert a chunk for the loop; returns the rejection reason, or None if accepted."""
+    def on_chunk(self, chunk: RawChunk, now: float, epoch: int | None = None) -> str | None:
+        """Validate, align and convert a chunk for the loop; returns the rejection reason, or None if accepted.
+
+        ``epoch``: the :attr:`epoch` when the chunk was received; a chunk received before an
+        e-stop or reset that happened during its conversion is rejected (``estopped``).
+        """
         try:
             if self._estopped.is_set():
                 raise ChunkError("estopped", "e-stop engaged: chunks are ignored until reset")
@@ -204,13 +212,16 @@ class ArmController:
             if now - end > self.config.chunk_timeout:
                 raise ChunkError("stale", f"last waypoint {now - end:.3f} s in the past")
             joint_chunk, dropped = self.mapper.convert(chunk, now)
+            with self._gate:
+                if epoch is not None and epoch != self.epoch:
+                    raise ChunkError("estopped", "received before an e-stop or reset")
+                self._last_stamp = chunk.stamp
+                self._inbox.put(joint_chunk)
         except ChunkError as error:
             self.counters.reject(error.reason)
             return error.reason
-        self._last_stamp = chunk.stamp
         self.counters.chunks_accepted += 1
         self.counters.ik_waypoints_dropped += dropped
-        self._inbox.put(joint_chunk)
         return None
 
     def on_teleop(self, twist: np.ndarray, tool_frame: bool, received: float) -> bool:
@@ -229,15 +240,19 @@ class ArmController:
 
     def estop(self) -> None:
         """Engage the software e-stop: brake to rest and ignore every command until :meth:`reset`."""
-        self._estopped.set()
-        self._flush.set()
+        with self._gate:
+            self.epoch += 1
+            self._estopped.set()
+            self._flush.set()
 
     def reset(self) -> bool:
         """Release the e-stop; returns whether it was engaged. Commands sent before the reset stay discarded."""
-        was = self._estopped.is_set()
-        self._flush.set()
-        self._teleop.clear()
-        self._estopped.clear()
+        with self._gate:
+            self.epoch += 1
+            was = self._estopped.is_set()
+            self._flush.set()
+            self._teleop.clear()
+            self._estopped.clear()
         return was
 
     @property

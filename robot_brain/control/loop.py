@@ -137,6 +137,7 @@ class ControlLoop:
         realtime_priority: int = 80,
         name: str = "control_loop",
         on_error: Callable[[BaseException], None] | None = None,
+        idle_margin: float = 3e-4,
     ) -> None:
         self.period = period
         self._compute = compute
@@ -144,25 +145,59 @@ class ControlLoop:
         self._should_stop = should_stop
         self._priority = realtime_priority
         self._on_error = on_error
+        #: Cooperative mode: ``idle`` must be done this long before the next deadline, s.
+        self.idle_margin = idle_margin
         self.name = name
         self.stats = LoopStats(period)
         self.realtime = "not started"
         self.timer_slack = False
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ended = threading.Event()
+        self._ended.set()
+        #: Thread id running the periods now (``run`` or ``start``), None when idle.
+        self.owner: int | None = None
         self.error: BaseException | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return not self._ended.is_set()
+
+    def halt(self) -> None:
+        """Ask the loop to end after the current period, without waiting."""
+        self._halt.set()
 
     def start(self) -> None:
         if self.running:
             return
         self._halt.clear()
         self.error = None
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._ended.clear()
+        self._thread = threading.Thread(target=self._body, name=self.name, daemon=True)
         self._thread.start()
+
+    def run(self, idle: Callable[[float], None], max_seconds: float = math.inf) -> None:
+        """Run the periods in the *calling* thread until ``should_stop``, :meth:`halt` or ``max_seconds``.
+
+        Cooperative mode: after each period's publish, ``idle(until)`` does the owner's other
+        work (e.g. ROS callbacks) and must return by ``until`` = next deadline - ``idle_margin``;
+        the loop then sleeps precisely to the deadline. No second Python thread competes for
+        the GIL. ``idle`` may call ``run`` again (nested, e.g. a deactivation braking to rest
+        from inside a callback); the outer run ends as soon as the nested one returns.
+        Exceptions from ``compute``/``publish`` end the loop and are kept in :attr:`error`;
+        exceptions from ``idle`` (e.g. Ctrl-C, shutdown) propagate to the caller.
+        """
+        nested = self.owner == threading.get_ident()
+        if not nested:
+            self._halt.clear()
+        self.error = None
+        self._ended.clear()
+        try:
+            self._body(idle, max_seconds)
+        finally:
+            if nested:
+                self._halt.set()  # the outer run ends after its idle slot
+            self._ended.set()
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to end now (without waiting for ``should_stop``); returns whether it ended."""
@@ -170,20 +205,32 @@ class ControlLoop:
         return self.join(timeout)
 
     def join(self, timeout: float) -> bool:
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait until the periods end (either mode); returns whether they did."""
+        if self.owner == threading.get_ident():
+            return False  # would wait on itself
+        return self._ended.wait(timeout)
 
-    def _run(self) -> None:
+    def _body(self, idle: Callable[[float], None] | None = None, max_seconds: float = math.inf) -> None:
+        outer_owner = self.owner
+        self.owner = threading.get_ident()
+        try:
+            self._periods(idle, max_seconds)
+        finally:
+            self.owner = outer_owner
+            if idle is None:
+                self._ended.set()
+
+    def _periods(self, idle: Callable[[float], None] | None, max_seconds: float) -> None:
         self.timer_slack = set_timer_slack(1)
         self.realtime = try_realtime(self._priority)
         gc.freeze()  # objects alive now are never scanned again: shorter collections mid-loop
         period = self.period
+        margin = self.idle_margin
         stats = self.stats
         clock = time.monotonic
         sleep = time.sleep
         deadline = clock()
+        end = deadline + max_seconds
         stats.reset()
         stats.sample_cpu()
         try:
@@ -205,9 +252,19 @@ class ControlLoop:
                 stats.record(error, computed - woke, done - computed)
                 if stats.cycles % 256 == 0:
                     stats.sample_cpu()
-                if self._should_stop():
+                if self._should_stop() or woke > end:
                     break
-        except BaseException as error:  # the owner must learn why its loop died
+                if idle is not None:
+                    try:
+                        idle(deadline + period - margin)
+                    except BaseException as failure:
+                        self.error = failure
+                        raise
+                    if self._should_stop():
+                        break
+        except Exception as error:  # the owner must learn why its loop died
+            if self.error is error:
+                raise
             self.error = error
             if self._on_error is not None:
                 self._on_error(error)

@@ -13,15 +13,19 @@ cells need a hardware e-stop chain.
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import ActionChunk
@@ -42,6 +46,10 @@ from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
 COMMAND_MODES = ("forward_position", "trajectory")
 DEFAULT_CONTROLLERS = {"forward_position": "forward_position_controller", "trajectory": "joint_trajectory_controller"}
 GRIPPER_COMMANDS = ("joint_position", "normalized")
+LOOP_MODES = ("cooperative", "threaded")
+#: Cooperative mode: callbacks are served only while at least this much time is left before the
+#: next deadline minus the idle margin (one SingleThreadedExecutor.spin_once costs ~0.2 ms here).
+MIN_SPIN_SLOT_S = 1e-4
 LOG_THROTTLE_S = 2.0
 # Python switches threads every 5 ms by default: a callback doing IK could hold the loop
 # thread off for that long. 20 µs bounds the wait at a small cost in switching.
@@ -66,6 +74,12 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("controller_joints", [""], 'Joint order of the ros2_control controller ([""]: the arm\'s base-to-tip order)'),
     ("control_rate", _DEFAULT.rate_hz, "Control loop rate, Hz (up to 1000; 2000 is accepted for benchmarks)"),
     ("realtime_priority", 80, "SCHED_FIFO priority requested for the loop thread (0: do not ask)"),
+    (
+        "loop_mode",
+        "cooperative",
+        "cooperative (the spinning thread runs the loop and serves callbacks between periods) or threaded",
+    ),
+    ("idle_margin_us", 300.0, "cooperative: callbacks are served until this long before each deadline, µs"),
     ("command_mode", "forward_position", "forward_position (Float64MultiArray) or trajectory (JointTrajectory)"),
     (
         "controller_name",
@@ -118,11 +132,19 @@ class ArmControllerNode(LifecycleNode):
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._estopped = self.create_publisher(Bool, "~/estopped", LATCHED)
         self._estopped.publish(Bool(data=False))
-        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
+        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._on_diagnostics_timer)
         self._status = "unconfigured"
         self._entities: list[tuple[str, Any]] = []
         self.controller: ArmController | None = None
         self.loop: ControlLoop | None = None
+        self._cooperative = False
+        self._run_requested = False
+        self._executor: Executor | None = None
+        self._stop_spin: threading.Event | None = None
+        self._slow_lane: SlowLane | None = None
+        # Inputs and e-stop/reset apart from the lifecycle services, so that a deactivation
+        # braking to rest from inside its service callback still receives joint states.
+        self._inputs = MutuallyExclusiveCallbackGroup()
 
     # ----------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -163,6 +185,10 @@ class ArmControllerNode(LifecycleNode):
         gripper_open, gripper_closed = _gripper_positions(spec, gripper_mode, bool(value(self, "gripper_invert")))
         if gripper_mode not in GRIPPER_COMMANDS:
             raise ConfigurationError(f"gripper_command must be one of {GRIPPER_COMMANDS}, found '{gripper_mode}'")
+        loop_mode = str(value(self, "loop_mode"))
+        if loop_mode not in LOOP_MODES:
+            raise ConfigurationError(f"loop_mode must be one of {LOOP_MODES}, found '{loop_mode}'")
+        self._cooperative = loop_mode == "cooperative"
         rate = float(value(self, "control_rate"))
         publish_rate = float(value(self, "publish_rate"))
         config = ControllerConfig(
@@ -205,23 +231,26 @@ class ArmControllerNode(LifecycleNode):
             (
                 "subscription",
                 self.create_subscription(
-                    JointState, str(value(self, "joint_states_topic")), self._on_joint_state, qos_profile_sensor_data
+                    JointState, str(value(self, "joint_states_topic")), self._on_joint_state, qos_profile_sensor_data,
+                    callback_group=self._inputs,
                 ),
             ),
             (
                 "subscription",
                 self.create_subscription(
-                    ActionChunk, str(value(self, "action_chunk_topic")), self._on_chunk, QoSProfile(depth=10)
+                    ActionChunk, str(value(self, "action_chunk_topic")), self._on_chunk, QoSProfile(depth=10),
+                    callback_group=self._inputs,
                 ),
             ),
             (
                 "subscription",
                 self.create_subscription(
-                    TwistStamped, str(value(self, "teleop_topic")), self._on_teleop, qos_profile_sensor_data
+                    TwistStamped, str(value(self, "teleop_topic")), self._on_teleop, qos_profile_sensor_data,
+                    callback_group=self._inputs,
                 ),
             ),
-            ("service", self.create_service(Trigger, "~/estop", self._on_estop)),
-            ("service", self.create_service(Trigger, "~/reset", self._on_reset)),
+            ("service", self.create_service(Trigger, "~/estop", self._on_estop, callback_group=self._inputs)),
+            ("service", self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._inputs)),
         ]
         if self._gripper_publisher is not None:
             self._entities.append(("publisher", self._gripper_publisher))
@@ -232,17 +261,25 @@ class ArmControllerNode(LifecycleNode):
             should_stop=lambda: controller.stopped,
             realtime_priority=int(value(self, "realtime_priority")),
             name="arm_controller_loop",
+            idle_margin=float(value(self, "idle_margin_us")) * 1e-6,
         )
+        if self._cooperative and self._slow_lane is None:
+            self._slow_lane = SlowLane()
         self.get_logger().info(
             f"{spec.name}: {spec.dof} joints {list(spec.joint_names)}, base '{spec.base_link}', tip '{spec.tip_link}', "
-            f"{rate:g} Hz, {mode} on /{controller_name}, blend {config.blend_mode}"
+            f"{rate:g} Hz ({loop_mode}), {mode} on /{controller_name}, blend {config.blend_mode}"
         )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the loop; it seeds its command from the first fresh joint state."""
         assert self.controller is not None and self.loop is not None
         self.controller.resume()
-        self.loop.start()
+        if self._cooperative:
+            self._run_requested = True  # the thread in spin() runs it once this callback returns
+            if self._executor is not None:
+                self._executor.wake()
+        else:
+            self.loop.start()
         self._status = "active"
         self.get_logger().info("control loop started")
         return super().on_activate(state)
@@ -265,16 +302,66 @@ class ArmControllerNode(LifecycleNode):
     def destroy_node(self) -> None:
         self.destroy_timer(self._diag_timer)
         self._teardown()
+        if self._slow_lane is not None:
+            self._slow_lane.close()
+            self._slow_lane = None
         super().destroy_node()
+
+    # ----------------------------------------------------------------------------- spinning
+    def spin(self, executor: Executor, stop: threading.Event | None = None) -> None:
+        """Use instead of ``executor.spin()``: serves callbacks, and runs the loop in cooperative mode.
+
+        Cooperative mode: once activated, this thread runs the control loop and serves the
+        executor's callbacks in each period's idle time (:meth:`_serve`), so one Python thread
+        does all the work and nothing competes with the loop for the GIL. The executor is only
+        ever spun by this thread. Returns when ``stop`` is set, the executor is shut down or
+        the context ends (Ctrl-C propagates).
+        """
+        self._executor = executor
+        self._stop_spin = stop
+        try:
+            while executor.context.ok() and not (stop is not None and stop.is_set()):
+                if getattr(executor, "_is_shutdown", False):
+                    return
+                loop = self.loop
+                if self._run_requested and loop is not None:
+                    self._run_requested = False
+                    loop.run(self._serve)
+                else:
+                    executor.spin_once(timeout_sec=0.1)
+        finally:
+            self._executor = None
+
+    def _serve(self, until: float) -> None:
+        """Cooperative idle time: ROS callbacks, one at a time, while a slot is left before ``until``."""
+        executor = self._executor
+        assert executor is not None
+        clock = time.monotonic
+        stop = self._stop_spin
+        while True:
+            slot = until - clock()
+            if slot < MIN_SPIN_SLOT_S:
+                break
+            executor.spin_once(timeout_sec=slot)
+        ended = not executor.context.ok() or getattr(executor, "_is_shutdown", False)
+        if (ended or (stop is not None and stop.is_set())) and self.loop is not None:
+            self.loop.halt()
 
     def _stop_loop(self) -> None:
         controller, loop = self.controller, self.loop
+        self._run_requested = False
         if controller is None or loop is None or not loop.running:
             return
         controller.request_stop()
         limits = controller.filter.limits
         braking = float(np.max(np.abs(controller.filter.velocity) / limits.acceleration, initial=0.0))
-        if not loop.join(braking + 1.0):
+        if loop.owner == threading.get_ident():
+            # Cooperative, called from a callback in the loop's idle time: brake to rest here,
+            # still serving the inputs group (joint states, e-stop); the outer run then ends.
+            loop.run(self._serve, max_seconds=braking + 1.0)
+            if not controller.stopped:
+                self.get_logger().warning("control loop did not come to rest in time; stopping it")
+        elif not loop.join(braking + 1.0):
             self.get_logger().warning("control loop did not come to rest in time; stopping it")
         loop.stop()
         self.get_logger().info(f"control loop ended; realtime: {loop.realtime}")
@@ -313,7 +400,18 @@ class ArmControllerNode(LifecycleNode):
         controller = self.controller
         if controller is None:
             return
-        reason = controller.on_chunk(raw_chunk(msg, self._loop_time(msg.header.stamp)), time.monotonic())
+        if self._slow_lane is not None and self._cooperative:
+            # IK takes 1-3 ms: longer than a period. Convert off the loop's thread; the epoch
+            # keeps a chunk received before an e-stop or reset from being accepted after it.
+            stamp, now, epoch = self._loop_time(msg.header.stamp), time.monotonic(), controller.epoch
+            self._slow_lane.submit(lambda: self._convert_chunk(controller, msg, stamp, now, epoch))
+            return
+        self._convert_chunk(controller, msg, self._loop_time(msg.header.stamp), time.monotonic(), None)
+
+    def _convert_chunk(
+        self, controller: ArmController, msg: ActionChunk, stamp: float, now: float, epoch: int | None
+    ) -> None:
+        reason = controller.on_chunk(raw_chunk(msg, stamp), now, epoch)
         if reason is not None:
             self.get_logger().warning(
                 f"chunk {msg.model_id}#{msg.step} rejected: {reason}", throttle_duration_sec=LOG_THROTTLE_S
@@ -369,6 +467,12 @@ class ArmControllerNode(LifecycleNode):
         if command.gripper is not None and self._gripper_publisher is not None:
             self._gripper_publisher.publish(self._gripper_out.fill(command.gripper))
 
+    def _on_diagnostics_timer(self) -> None:
+        if self._slow_lane is not None and self._cooperative and self.loop is not None and self.loop.running:
+            self._slow_lane.submit(self._publish_diagnostics)  # percentiles of 10^5 samples: ~ms
+        else:
+            self._publish_diagnostics()
+
     def _publish_diagnostics(self) -> None:
         controller, loop = self.controller, self.loop
         values: dict[str, object] = {"state": self._status}
@@ -408,6 +512,33 @@ class ArmControllerNode(LifecycleNode):
         )
 
 
+class SlowLane:
+    """One worker thread for work longer than a control period (chunk IK, diagnostics), in order.
+
+    Cooperative mode only: the loop's thread must never run such work between two deadlines.
+    It still takes the GIL while it works, but for ~2-5 % of the time instead of every callback.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="arm_controller_slow_lane", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=2.0)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception as error:  # a bad chunk must not end the lane
+                print(f"arm_controller slow lane: {error!r}", file=sys.stderr)
+
+
 def _strings(values: Any) -> list[str]:
     """A string-array parameter with the [""] "not set" convention removed."""
     return [str(v) for v in values if str(v)]
@@ -445,7 +576,7 @@ def main(args: list[str] | None = None) -> int:
     executor.add_node(node)
     try:
         autostart(node)
-        executor.spin()
+        node.spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

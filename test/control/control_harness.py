@@ -216,10 +216,12 @@ def bench(arm_name: str = "panda", start: np.ndarray | None = None, activate: bo
     fake = FakeArm(arm, start, context)
     executors = []
     threads = []
+    stop = threading.Event()
     for member in (node, fake):
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(member)
-        thread = threading.Thread(target=executor.spin, daemon=True)
+        spin = (lambda e=executor: node.spin(e, stop)) if member is node else executor.spin
+        thread = threading.Thread(target=spin, daemon=True)
         thread.start()
         executors.append(executor)
         threads.append(thread)
@@ -229,6 +231,7 @@ def bench(arm_name: str = "panda", start: np.ndarray | None = None, activate: bo
             result.activate()
         yield result
     finally:
+        stop.set()
         if node.loop is not None:
             node.loop.stop()
         for executor in executors:

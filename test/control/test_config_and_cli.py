@@ -38,4 +38,5 @@ def test_bench_control_prints_the_json_keys() -> None:
         assert key in report, key
     assert report["rate_hz"] == 500.0 and report["cycles"] > 250 and report["source"] == "policy"
     assert report["chunks_per_s"] > 10
-    assert set(report["baselines"]) == {"timer_single_threaded", "timer_events"}
+    assert set(report["baselines"]) == {"arm_controller_threaded", "timer_single_threaded", "timer_events"}
+    assert report["loop_mode"] == "cooperative" and report["baselines"]["arm_controller_threaded"]["cycles"] > 250
