@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     control.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     control.add_argument("--robot", default="panda", help="bundled arm name or URDF path (default panda)")
     control.add_argument("--realtime-priority", type=int, default=80, help="SCHED_FIFO priority (0: do not ask)")
-    control.add_argument("--executor", choices=("single", "events"), default="single",
-                         help="executor of the node's callbacks (default single, as the arm_controller script)")
+    control.add_argument("--executor", choices=("auto", "single", "events"), default="auto",
+                         help="executor of the node's callbacks (default auto, as the arm_controller script: "
+                              "events for cooperative, single for threaded)")
     control.add_argument("--loop-mode", choices=("cooperative", "threaded"), default="cooperative",
                          help="the node's loop_mode (default cooperative, the node's default)")
     control.add_argument("--no-baselines", action="store_true",
@@ -110,9 +111,9 @@ def run_control(args: argparse.Namespace) -> int:
 def _bench_controller(
     args: argparse.Namespace, urdf: str, node_class: Any, parameter: Any, loop_mode: str
 ) -> dict[str, Any]:
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.experimental import EventsExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
+
+    from robot_brain.nodes.arm_controller import make_executor
 
     node = node_class(parameter_overrides=[
         parameter("urdf_path", value=urdf),
@@ -121,7 +122,7 @@ def _bench_controller(
         parameter("chunk_timeout", value=1.0),
         parameter("loop_mode", value=loop_mode),
     ])
-    executor = EventsExecutor() if args.executor == "events" else SingleThreadedExecutor()
+    executor = make_executor(node, args.executor)
     executor.add_node(node)
     # Transitions before spinning: rclpy's EventsExecutor deadlocks when another thread creates
     # entities while it spins (as the node's own autostart does it, before spin).
@@ -151,7 +152,7 @@ def _bench_controller(
             "process_cpu_percent": round(100.0 * cpu / wall, 1),
             "realtime": loop.realtime,
             "timer_slack_1ns": loop.timer_slack,
-            "executor": args.executor,
+            "executor": type(executor).__name__,
             "loop_mode": loop_mode,
             "robot": controller.spec.name,
             "dof": controller.spec.dof,

@@ -24,8 +24,8 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import ActionChunk
@@ -47,9 +47,9 @@ COMMAND_MODES = ("forward_position", "trajectory")
 DEFAULT_CONTROLLERS = {"forward_position": "forward_position_controller", "trajectory": "joint_trajectory_controller"}
 GRIPPER_COMMANDS = ("joint_position", "normalized")
 LOOP_MODES = ("cooperative", "threaded")
-#: Cooperative mode: callbacks are served only while at least this much time is left before the
-#: next deadline minus the idle margin (one SingleThreadedExecutor.spin_once costs ~0.2 ms here).
-MIN_SPIN_SLOT_S = 1e-4
+#: Cooperative mode: callbacks are served only while a wait of at least this long fits before
+#: the next deadline minus the idle margin and the measured spin_once overshoot.
+MIN_SPIN_SLOT_S = 5e-5
 LOG_THROTTLE_S = 2.0
 # Python switches threads every 5 ms by default: a callback doing IK could hold the loop
 # thread off for that long. 20 µs bounds the wait at a small cost in switching.
@@ -142,9 +142,9 @@ class ArmControllerNode(LifecycleNode):
         self._executor: Executor | None = None
         self._stop_spin: threading.Event | None = None
         self._slow_lane: SlowLane | None = None
-        # Inputs and e-stop/reset apart from the lifecycle services, so that a deactivation
-        # braking to rest from inside its service callback still receives joint states.
-        self._inputs = MutuallyExclusiveCallbackGroup()
+        self._joint_states: Any = None
+        self._overshoot = 0.0
+        self._overshoot_cap = 2.5e-4
 
     # ----------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -226,31 +226,29 @@ class ArmControllerNode(LifecycleNode):
         if spec.gripper_joints or gripper_mode == "normalized":
             self._gripper_publisher = self.create_publisher(Float64MultiArray, str(value(self, "gripper_topic")), 10)
         self._mode = mode
+        self._joint_states = self.create_subscription(
+            JointState, str(value(self, "joint_states_topic")), self._on_joint_state, qos_profile_sensor_data
+        )
         self._entities = [
             ("publisher", publisher),
             (
                 "subscription",
+                self._joint_states,
+            ),
+            (
+                "subscription",
                 self.create_subscription(
-                    JointState, str(value(self, "joint_states_topic")), self._on_joint_state, qos_profile_sensor_data,
-                    callback_group=self._inputs,
+                    ActionChunk, str(value(self, "action_chunk_topic")), self._on_chunk, QoSProfile(depth=10)
                 ),
             ),
             (
                 "subscription",
                 self.create_subscription(
-                    ActionChunk, str(value(self, "action_chunk_topic")), self._on_chunk, QoSProfile(depth=10),
-                    callback_group=self._inputs,
+                    TwistStamped, str(value(self, "teleop_topic")), self._on_teleop, qos_profile_sensor_data
                 ),
             ),
-            (
-                "subscription",
-                self.create_subscription(
-                    TwistStamped, str(value(self, "teleop_topic")), self._on_teleop, qos_profile_sensor_data,
-                    callback_group=self._inputs,
-                ),
-            ),
-            ("service", self.create_service(Trigger, "~/estop", self._on_estop, callback_group=self._inputs)),
-            ("service", self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._inputs)),
+            ("service", self.create_service(Trigger, "~/estop", self._on_estop)),
+            ("service", self.create_service(Trigger, "~/reset", self._on_reset)),
         ]
         if self._gripper_publisher is not None:
             self._entities.append(("publisher", self._gripper_publisher))
@@ -263,6 +261,7 @@ class ArmControllerNode(LifecycleNode):
             name="arm_controller_loop",
             idle_margin=float(value(self, "idle_margin_us")) * 1e-6,
         )
+        self._overshoot, self._overshoot_cap = 0.0, min(2.5e-4, 0.25 * config.period)
         if self._cooperative and self._slow_lane is None:
             self._slow_lane = SlowLane()
         self.get_logger().info(
@@ -338,14 +337,33 @@ class ArmControllerNode(LifecycleNode):
         assert executor is not None
         clock = time.monotonic
         stop = self._stop_spin
+        cap = self._overshoot_cap
+        first = True
         while True:
-            slot = until - clock()
-            if slot < MIN_SPIN_SLOT_S:
-                break
-            executor.spin_once(timeout_sec=slot)
+            # spin_once overshoots its timeout by its own overhead plus the callback it runs;
+            # the recent worst overshoot (capped: preemption is not overhead; decaying 2 % per
+            # call) is taken off the slot. At least one callback per period, whatever is left,
+            # so inputs never starve.
+            start = clock()
+            timeout = until - start - self._overshoot
+            if timeout < MIN_SPIN_SLOT_S:
+                if not first:
+                    break
+                timeout = 0.0
+            first = False
+            executor.spin_once(timeout_sec=timeout)
+            overshoot = min(clock() - start - timeout, cap)
+            self._overshoot = max(overshoot, 0.98 * self._overshoot)
         ended = not executor.context.ok() or getattr(executor, "_is_shutdown", False)
         if (ended or (stop is not None and stop.is_set())) and self.loop is not None:
             self.loop.halt()
+
+    def _take_joint_states(self, until: float) -> None:
+        """Idle work of a deactivation braking inside a callback: the joint states received meanwhile."""
+        subscription = self._joint_states
+        with subscription.handle:
+            while (taken := subscription.handle.take_message(subscription.msg_type, subscription.raw)) is not None:
+                self._on_joint_state(taken[0])
 
     def _stop_loop(self) -> None:
         controller, loop = self.controller, self.loop
@@ -356,9 +374,10 @@ class ArmControllerNode(LifecycleNode):
         limits = controller.filter.limits
         braking = float(np.max(np.abs(controller.filter.velocity) / limits.acceleration, initial=0.0))
         if loop.owner == threading.get_ident():
-            # Cooperative, called from a callback in the loop's idle time: brake to rest here,
-            # still serving the inputs group (joint states, e-stop); the outer run then ends.
-            loop.run(self._serve, max_seconds=braking + 1.0)
+            # Cooperative, called from a callback in the loop's idle time: brake to rest here
+            # (nested run), reading joint states straight from the subscription since the
+            # executor cannot be spun from inside its own callback; the outer run then ends.
+            loop.run(self._take_joint_states, max_seconds=braking + 1.0)
             if not controller.stopped:
                 self.get_logger().warning("control loop did not come to rest in time; stopping it")
         elif not loop.join(braking + 1.0):
@@ -373,6 +392,7 @@ class ArmControllerNode(LifecycleNode):
         for kind, entity in self._entities:
             getattr(self, f"destroy_{kind}")(entity)
         self._entities = []
+        self._joint_states = None
         self.controller = None
         self.loop = None
 
@@ -567,12 +587,28 @@ def _gripper_positions(spec: Any, mode: str, invert: bool) -> tuple[list[float],
     return (closed, open_) if invert else (open_, closed)
 
 
+def make_executor(node: ArmControllerNode, kind: str = "auto") -> Executor:
+    """The executor for :meth:`ArmControllerNode.spin`: ``auto`` is events for cooperative, single for threaded.
+
+    Cooperative mode serves callbacks between periods, so each ``spin_once`` must be cheap:
+    rclpy's EventsExecutor costs ~60 µs per call here, the SingleThreadedExecutor ~210 µs (it
+    rebuilds its wait set in Python every call). The EventsExecutor deadlocks when *another*
+    thread creates entities while it spins; in cooperative mode transitions run in its own
+    callbacks (or before spinning), so that does not happen.
+    """
+    if kind == "auto":
+        kind = "events" if value(node, "loop_mode") == "cooperative" else "single"
+    if kind == "events":
+        return EventsExecutor(context=node.context)
+    return SingleThreadedExecutor(context=node.context)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown (Ctrl-C); with ``autostart`` it configures and activates itself."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     rclpy.init(args=args)
     node = ArmControllerNode()
-    executor = SingleThreadedExecutor()
+    executor = make_executor(node)
     executor.add_node(node)
     try:
         autostart(node)

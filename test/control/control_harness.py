@@ -32,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_brain.embodiment import Arm, load_arm
 from robot_brain.embodiment.catalog import bundled_arm_path
-from robot_brain.nodes.arm_controller import ArmControllerNode
+from robot_brain.nodes.arm_controller import ArmControllerNode, make_executor
 from robot_brain.ros.control_msgs import LATCHED
 
 
@@ -218,7 +218,8 @@ def bench(arm_name: str = "panda", start: np.ndarray | None = None, activate: bo
     threads = []
     stop = threading.Event()
     for member in (node, fake):
-        executor = SingleThreadedExecutor(context=context)
+        # The node gets the arm_controller script's executor (events when cooperative).
+        executor = make_executor(member) if member is node else SingleThreadedExecutor(context=context)
         executor.add_node(member)
         spin = (lambda e=executor: node.spin(e, stop)) if member is node else executor.spin
         thread = threading.Thread(target=spin, daemon=True)
