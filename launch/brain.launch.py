@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchDescription
 from robot_brain.launch_plan import brain_plan, resolve_robot
 
 ARGUMENTS = {

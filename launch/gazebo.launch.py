@@ -15,13 +15,13 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from launch import LaunchDescription
 from robot_brain.launch_plan import gazebo_plan, resolve_robot
 
 _spec = importlib.util.spec_from_file_location("brain_launch", Path(__file__).with_name("brain.launch.py"))

@@ -9,10 +9,10 @@ extrinsics and table plane handed to perception are the ones the sim uses.
 import importlib.util
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from launch import LaunchDescription
 from robot_brain.launch_plan import resolve_robot, sim_plan
 
 # Node construction is shared with brain.launch.py (installed side by side in share/robot_brain/launch).
