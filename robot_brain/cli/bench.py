@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 import numpy as np
+import yaml
 
 PEER_FLAG = "--control-bench-peer"
 JOINT_STATE_HZ = 500.0
@@ -46,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "events for cooperative, single for threaded)")
     control.add_argument("--loop-mode", choices=("cooperative", "threaded"), default="cooperative",
                          help="the node's loop_mode (default cooperative, the node's default)")
+    control.add_argument("--set", action="append", default=[], metavar="NAME:=VALUE",
+                         help="extra arm_controller parameter (YAML value), e.g. --set wake_spin_us:=100.0")
     control.add_argument("--no-baselines", action="store_true",
                          help="skip the baselines (rclpy timers, and the node in the other loop_mode)")
     control.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -121,6 +124,7 @@ def _bench_controller(
         parameter("realtime_priority", value=int(args.realtime_priority)),
         parameter("chunk_timeout", value=1.0),
         parameter("loop_mode", value=loop_mode),
+        *(parameter(name, value=yaml.safe_load(text)) for name, _, text in (item.partition(":=") for item in args.set)),
     ])
     executor = make_executor(node, args.executor)
     executor.add_node(node)
@@ -154,6 +158,7 @@ def _bench_controller(
             "timer_slack_1ns": loop.timer_slack,
             "executor": type(executor).__name__,
             "loop_mode": loop_mode,
+            "parameters": list(args.set),
             "robot": controller.spec.name,
             "dof": controller.spec.dof,
             "chunks_per_s": round((controller.counters.chunks_accepted - chunks_start) / wall, 1),

@@ -1,11 +1,16 @@
-"""The timed control loop: its own thread, absolute deadlines, timing statistics (ROS-free).
+"""The timed control loop: absolute deadlines, timing statistics (ROS-free).
+
+:meth:`ControlLoop.run` runs the periods in the calling thread and calls ``idle(until)``
+between them (the node's cooperative mode serves ROS callbacks there);
+:meth:`ControlLoop.start` runs them on a dedicated thread (threaded mode).
 
 Why not an executor timer: a timer shares its thread with every callback (DDS, services,
 logging) and measured 2-4x worse p99 period errors here (docs/benchmarks_control.md). This
 thread sleeps until absolute deadlines (``deadline += period``, so errors never
 accumulate into drift), asks the kernel for 1 ns timer slack (the default 50 µs slack is
 added to every sleep), and requests ``SCHED_FIFO`` where the OS permits; whether it was
-granted is reported, never assumed.
+granted is reported, never assumed. With ``wake_spin`` it sleeps to that long before the
+deadline and busy-waits the rest, hiding the kernel's wake-up latency.
 
 Each period runs ``compute(now)`` (the timing-critical part: state, blending, filter) and
 then ``publish(result)`` (DDS), timed separately. A period whose work ends after the next
@@ -138,6 +143,7 @@ class ControlLoop:
         name: str = "control_loop",
         on_error: Callable[[BaseException], None] | None = None,
         idle_margin: float = 3e-4,
+        wake_spin: float = 0.0,
     ) -> None:
         self.period = period
         self._compute = compute
@@ -147,6 +153,8 @@ class ControlLoop:
         self._on_error = on_error
         #: Cooperative mode: ``idle`` must be done this long before the next deadline, s.
         self.idle_margin = idle_margin
+        #: Sleep to this long before each deadline, then busy-wait to it (0: sleep all the way), s.
+        self.wake_spin = wake_spin
         self.name = name
         self.stats = LoopStats(period)
         self.realtime = "not started"
@@ -226,6 +234,7 @@ class ControlLoop:
         gc.freeze()  # objects alive now are never scanned again: shorter collections mid-loop
         period = self.period
         margin = self.idle_margin
+        wake_spin = self.wake_spin
         stats = self.stats
         clock = time.monotonic
         sleep = time.sleep
@@ -236,9 +245,11 @@ class ControlLoop:
         try:
             while not self._halt.is_set():
                 deadline += period
-                remaining = deadline - clock()
+                remaining = deadline - clock() - wake_spin
                 if remaining > 0.0:
                     sleep(remaining)
+                while clock() < deadline:  # wake_spin: busy-wait the last stretch (OS wake-up latency)
+                    pass
                 woke = clock()
                 error = woke - deadline
                 if error >= period:

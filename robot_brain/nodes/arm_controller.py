@@ -3,9 +3,15 @@
 configure: load the arm (``robot_description`` or ``urdf_path``), check the controller's
 joint order, build the core (:class:`robot_brain.control.controller.ArmController`),
 create topics and services. Any user-fixable problem fails the transition with one logged
-line. activate: start the control loop thread. deactivate: brake to rest, publish the halt
-a few times, end the loop. The arithmetic lives in ``robot_brain.control``; this file wires
+line. activate: start the control loop. deactivate: brake to rest, publish the halt a few
+times, end the loop. The arithmetic lives in ``robot_brain.control``; this file wires
 parameters, topics and services to it.
+
+``loop_mode: cooperative`` (default): the thread in :meth:`ArmControllerNode.spin` runs the
+loop itself and serves ROS callbacks between periods, so no second Python thread competes
+with it for the GIL; work longer than a period (chunk IK, diagnostics) goes to a
+:class:`SlowLane`. ``threaded``: the loop has its own thread beside the executor's.
+docs/control.md explains the hand-over, deactivation and e-stop handling.
 
 Not a safety-rated stop: ``~/estop`` is a software stop on a best-effort middleware. Real
 cells need a hardware e-stop chain.
@@ -80,6 +86,7 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
         "cooperative (the spinning thread runs the loop and serves callbacks between periods) or threaded",
     ),
     ("idle_margin_us", 300.0, "cooperative: callbacks are served until this long before each deadline, µs"),
+    ("wake_spin_us", 150.0, "Sleep to this long before each deadline, then busy-wait to it (0: sleep only), µs"),
     ("command_mode", "forward_position", "forward_position (Float64MultiArray) or trajectory (JointTrajectory)"),
     (
         "controller_name",
@@ -260,6 +267,7 @@ class ArmControllerNode(LifecycleNode):
             realtime_priority=int(value(self, "realtime_priority")),
             name="arm_controller_loop",
             idle_margin=float(value(self, "idle_margin_us")) * 1e-6,
+            wake_spin=float(value(self, "wake_spin_us")) * 1e-6,
         )
         self._overshoot, self._overshoot_cap = 0.0, min(2.5e-4, 0.25 * config.period)
         if self._cooperative and self._slow_lane is None:
