@@ -1,7 +1,7 @@
 """Control-loop benchmark (``make bench``): ``robot-brain bench control`` at 1 kHz for 10 s.
 
 Extra arguments are passed through, e.g. ``python bench/control.py --rate 500 --seconds 5 --json``.
-Results and the exact commands are recorded in docs/benchmarks_control.md.
+Results and the exact commands are recorded in docs/benchmarks.md (control section).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ between them (the node's cooperative mode serves ROS callbacks there);
 :meth:`ControlLoop.start` runs them on a dedicated thread (threaded mode).
 
 Why not an executor timer: a timer shares its thread with every callback (DDS, services,
-logging) and measured 2-4x worse p99 period errors here (docs/benchmarks_control.md). This
+logging) and measured 2-4x worse p99 period errors here (docs/benchmarks.md, control section). This
 thread sleeps until absolute deadlines (``deadline += period``, so errors never
 accumulate into drift), asks the kernel for 1 ns timer slack (the default 50 µs slack is
 added to every sleep), and requests ``SCHED_FIFO`` where the OS permits; whether it was
