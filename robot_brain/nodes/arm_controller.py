@@ -43,6 +43,7 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_brain.control.controller import ArmController, Command, ControllerConfig
 from robot_brain.control.loop import ControlLoop
 from robot_brain.control.safety import SafetyLimits
+from robot_brain.embodiment import ArmSpec
 from robot_brain.errors import ConfigurationError, UserError
 from robot_brain.ros.control_msgs import LATCHED, ForwardCommand, TrajectoryCommand, raw_chunk, twist_to_array
 from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array
@@ -578,20 +579,17 @@ def _floats(values: Any) -> list[float] | None:
     return None if numbers in ([], [0.0]) else numbers
 
 
-def _gripper_positions(spec: Any, mode: str, invert: bool) -> tuple[list[float], list[float]]:
+def _gripper_positions(spec: ArmSpec, mode: str, invert: bool) -> tuple[list[float], list[float]]:
     """Open and closed commands: [0]/[1] when normalized, else per driven gripper joint.
 
-    Open is the limit farther from zero (Panda fingers 0.04 m apart, SO-101 jaw at 1.7 rad),
-    closed the nearer one, unless ``gripper_invert``.
+    Open and closed follow the embodiment's convention (``ArmSpec.gripper_open_closed``, the
+    one the simulator uses too), swapped when ``gripper_invert``.
     """
     if mode == "normalized" or not spec.gripper_joints:
         open_, closed = [0.0], [1.0]
     else:
-        driven = [i for i, name in enumerate(spec.gripper_joints) if name not in spec.mimic_joints]
-        lower, upper = spec.gripper_lower[driven], spec.gripper_upper[driven]
-        farther_up = np.abs(upper) >= np.abs(lower)
-        open_ = np.where(farther_up, upper, lower).tolist()
-        closed = np.where(farther_up, lower, upper).tolist()
+        open_array, closed_array = spec.gripper_open_closed()
+        open_, closed = open_array.tolist(), closed_array.tolist()
     return (closed, open_) if invert else (open_, closed)
 
 
