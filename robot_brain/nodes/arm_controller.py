@@ -44,8 +44,9 @@ from robot_brain.control.controller import ArmController, Command, ControllerCon
 from robot_brain.control.loop import ControlLoop
 from robot_brain.control.safety import SafetyLimits
 from robot_brain.embodiment import ArmSpec
-from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.errors import ConfigurationError
 from robot_brain.ros.control_msgs import LATCHED, ForwardCommand, TrajectoryCommand, raw_chunk, twist_to_array
+from robot_brain.ros.lifecycle_support import arm_from_parameters, configure_transition
 from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array
 from robot_brain.ros.model_params import autostart, declare, value
 from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
@@ -157,25 +158,12 @@ class ArmControllerNode(LifecycleNode):
     # ----------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the arm and build everything; fail with the reason on any user-fixable problem."""
-        try:
-            self._configure()
-        except UserError as error:
-            self.get_logger().error(f"configure failed: {error}")
-            self._teardown()
-            self._status = f"configure failed: {error}"
-            return TransitionCallbackReturn.FAILURE
-        self._status = "inactive"
-        return TransitionCallbackReturn.SUCCESS
+        result, self._status = configure_transition(self, self._configure, self._teardown)
+        return result
 
     def _configure(self) -> None:
-        from robot_brain.embodiment import load_arm  # pinocchio is only imported when configuring
-
-        description = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
-        if not description:
-            raise ConfigurationError("expected a robot description in robot_description or urdf_path, found neither")
-        arm = load_arm(
-            description, base_link=str(value(self, "base_link")) or None, tip_link=str(value(self, "tip_link")) or None
-        )
+        arm = arm_from_parameters(self)
+        assert arm is not None
         spec = arm.spec
         joints = _strings(value(self, "controller_joints")) or list(spec.joint_names)
         unknown = [name for name in joints if name not in spec.joint_names]

@@ -42,6 +42,7 @@ from robot_brain.perception.geometry import (
 from robot_brain.perception.tracking import OcclusionGate
 from robot_brain.perception.vision import VisionModel
 from robot_brain.ros.image import image_to_array
+from robot_brain.ros.lifecycle_support import configure_transition
 from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array, runtime_values
 from robot_brain.ros.model_params import (
     autostart,
@@ -138,15 +139,8 @@ class PerceptionNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Build the detector and the optional model; fail with the reason on bad parameters."""
-        try:
-            self._configure()
-        except UserError as error:
-            self.get_logger().error(f"configure failed: {error}")
-            self._teardown()
-            self._status = f"configure failed: {error}"
-            return TransitionCallbackReturn.FAILURE
-        self._status = "inactive"
-        return TransitionCallbackReturn.SUCCESS
+        result, self._status = configure_transition(self, self._configure, self._teardown)
+        return result
 
     def _configure(self) -> None:
         if value(self, "detector_enabled"):

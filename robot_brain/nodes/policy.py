@@ -27,7 +27,7 @@ from rclpy.time import Time
 from robot_brain_msgs.msg import ActionChunk
 from sensor_msgs.msg import Image, JointState
 
-from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.errors import ConfigurationError
 from robot_brain.inference.contract import (
     JOINT_ACTION_SPACES,
     ROLE_EE_POSE,
@@ -51,6 +51,7 @@ from robot_brain.inference.stats import LatencyStats
 from robot_brain.perception.geometry import matrix_to_pose
 from robot_brain.perception.preprocess import Preprocessor
 from robot_brain.ros.image import image_to_array
+from robot_brain.ros.lifecycle_support import arm_from_parameters, configure_transition
 from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array, runtime_values
 from robot_brain.ros.model_params import (
     autostart,
@@ -115,21 +116,17 @@ class PolicyNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and check everything; fail with the reason on any user-fixable problem."""
-        try:
-            self._configure()
-        except UserError as error:
-            self.get_logger().error(f"configure failed: {error}")
-            self._teardown()
-            self._status = f"configure failed: {error}"
-            return TransitionCallbackReturn.FAILURE
-        return TransitionCallbackReturn.SUCCESS
+        result, status = configure_transition(self, self._configure, self._teardown)
+        if result == TransitionCallbackReturn.FAILURE:
+            self._status = status
+        return result
 
     def _configure(self) -> None:
         model = load_model_from_parameters(self)
         contract = model.require_contract()
         if contract.kind != "policy":
             raise ConfigurationError(f"model {model.source}: expected a contract of kind policy, found {contract.kind}")
-        arm = self._load_arm()
+        arm = arm_from_parameters(self, required=False)
         action = contract.action_output
         arm_joints = tuple(arm.spec.joint_names) if arm else ()
         gripper_joints = tuple(contract.gripper_joints or (arm.spec.gripper_joints if arm else ()))
@@ -207,18 +204,6 @@ class PolicyNode(LifecycleNode):
         self._reset_state()
 
     # ----------------------------------------------------------------------------- inputs
-    def _load_arm(self) -> Any:
-        description = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
-        if not description:
-            return None
-        from robot_brain.embodiment import load_arm  # pinocchio import is only paid when a robot is given
-
-        return load_arm(
-            description,
-            base_link=str(value(self, "base_link")) or None,
-            tip_link=str(value(self, "tip_link")) or None,
-        )
-
     def _converters(
         self, contract: ModelContract, arm: Any, gripper_joints: tuple[str, ...]
     ) -> dict[str, Callable[[Any], np.ndarray]]:

@@ -34,9 +34,9 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_brain.embodiment import load_arm
 from robot_brain.errors import ConfigurationError, UserError
 from robot_brain.ros.image import array_to_image
+from robot_brain.ros.lifecycle_support import arm_from_parameters
 from robot_brain.ros.model_params import declare, value
 from robot_brain.ros.sim_io import camera_info_msg, episode_result_msg, time_msg, trajectory_arrays
 from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulation, build_simulation
@@ -156,14 +156,8 @@ class SimNode(Node):
     # -- construction ---------------------------------------------------------------------
 
     def _build(self) -> Simulation:
-        source = str(value(self, "robot_description")) or str(value(self, "urdf_path"))
-        if not source:
-            raise ConfigurationError("sim: expected robot_description or urdf_path, found neither")
-        arm = load_arm(
-            source, base_link=str(value(self, "base_link")) or None, tip_link=str(value(self, "tip_link")) or None
-        )
-        for warning in arm.spec.warnings:
-            self.get_logger().warning(warning)
+        arm = arm_from_parameters(self)
+        assert arm is not None
         camera_pose = _list_or_empty(value(self, "camera_pose"))
         layout_options = LayoutOptions(
             region_radius=tuple(float(v) for v in value(self, "region_radius")),  # type: ignore[arg-type]
