@@ -156,21 +156,12 @@ class ActionMapper:
         solutions: list[np.ndarray] = []
         q = seed
         for target in poses:
-            reached = False
-            for _ in range(self.ik_iterations):
-                q_next, position_error, rotation_error = self.kinematics.ik_step(q, target, options, posture=seed)
-                if position_error < options.position_tolerance and (
-                    not self._full_pose or rotation_error < options.rotation_tolerance
-                ):
-                    reached = True
-                    break
-                q = q_next
-            if not reached:
-                # Arms below 6 DOF track position and take the best orientation they can.
-                _, position_error, rotation_error = self.kinematics.ik_step(q, target, options, posture=seed)
-                reached = position_error < options.position_tolerance * 10 and (
-                    not self._full_pose or rotation_error < options.rotation_tolerance * 10
-                )
+            result = self.kinematics.solve_from(q, target, options, posture=seed, max_iterations=self.ik_iterations)
+            q = result.q
+            # Arms below 6 DOF track position and take the best orientation they can.
+            reached = result.position_error < options.position_tolerance * 10 and (
+                not self._full_pose or result.rotation_error < options.rotation_tolerance * 10
+            )
             if not reached:
                 break
             solutions.append(q.copy())

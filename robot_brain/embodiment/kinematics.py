@@ -25,6 +25,8 @@ from robot_brain.embodiment.arm import ArmSpec, UrdfTree
 from robot_brain.embodiment.description import RobotDescription
 from robot_brain.errors import DescriptionError
 
+SECONDARY_TASK_DAMPING = 1e-2
+
 
 @dataclass(frozen=True)
 class IKOptions:
@@ -186,7 +188,10 @@ class ArmKinematics:
         step = linear_pinv @ position_error
         projected = angular @ (self._identity - linear_pinv @ linear)
         remaining = self.rotation_weight(options) * rotation_error - angular @ step
-        step += projected.T @ _solve_spd(projected @ projected.T + 1e-4 * self._eye3, remaining)
+        # The orientation task has at most (dof - 3) usable directions; its damping is kept well
+        # above the numerical residue of the others, which would otherwise amplify the
+        # unreachable part of the rotation error into motion that leaks into the position.
+        step += projected.T @ _solve_spd(projected @ projected.T + SECONDARY_TASK_DAMPING * self._eye3, remaining)
         return step
 
     def ik(
@@ -207,7 +212,7 @@ class ArmKinematics:
         total_iterations = 0
         for attempt in range(options.restarts + 1):
             q = first_seed if attempt == 0 else self.random_configuration(rng)
-            result = self._solve_from(q, target, options)
+            result = self.solve_from(q, target, options)
             total_iterations += result.iterations
             if best is None or (result.success, -result.position_error) > (best.success, -best.position_error):
                 best = result
@@ -216,14 +221,27 @@ class ArmKinematics:
         assert best is not None
         return IKResult(best.q, best.success, best.position_error, best.rotation_error, total_iterations)
 
-    def _solve_from(self, q: np.ndarray, target: np.ndarray, options: IKOptions) -> IKResult:
+    def solve_from(
+        self,
+        q: np.ndarray,
+        target: np.ndarray,
+        options: IKOptions = IKOptions(),
+        posture: np.ndarray | None = None,
+        max_iterations: int | None = None,
+    ) -> IKResult:
+        """Iterate IK steps from ``q`` (no restarts): what a controller tracking a moving target needs.
+
+        Arms with fewer than six joints switch to position alone when the orientation task
+        stalls the position against a joint limit.
+        """
         full_pose = self.dof >= 6 and self.rotation_weight(options) > 0.0
+        iterations = options.max_iterations if max_iterations is None else max_iterations
         previous_rotation = math.inf
         position_error = rotation_error = math.inf
         recent_position_errors: list[float] = []
         step_options = options
-        for iteration in range(1, options.max_iterations + 1):
-            q_next, position_error, rotation_error = self.ik_step(q, target, step_options)
+        for iteration in range(1, iterations + 1):
+            q_next, position_error, rotation_error = self.ik_step(q, target, step_options, posture)
             position_ok = position_error < options.position_tolerance
             if position_ok and (
                 rotation_error < options.rotation_tolerance
@@ -238,7 +256,7 @@ class ArmKinematics:
                     step_options = replace(options, rotation_weight=0.0)
             previous_rotation = rotation_error
             q = q_next
-        return IKResult(q, False, position_error, rotation_error, options.max_iterations)
+        return IKResult(q, False, position_error, rotation_error, iterations)
 
     # -- velocity control ---------------------------------------------------------------
 

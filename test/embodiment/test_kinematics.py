@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from robots import ARMS
 
-from robot_brain.embodiment import Arm, load_arm
+from robot_brain.embodiment import Arm, IKOptions, load_arm
 
 
 def _rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -144,3 +144,23 @@ def test_condition_number_grows_at_a_singularity() -> None:
     _, singular = kinematics.twist_to_joint_velocity(stretched, np.zeros(6))
     _, regular = kinematics.twist_to_joint_velocity(bent, np.zeros(6))
     assert singular > 1e3 and regular < 1e2
+
+
+def test_five_dof_arm_tracks_small_cartesian_steps_near_a_joint_limit() -> None:
+    """A controller's IK: 12.5 mm steps from a tool-down pose with the wrist near its limit.
+
+    The unreachable part of the orientation error must not leak into the position (it used
+    to make the SO-101 drift away instead of converging).
+    """
+    from robot_brain.sim.workspace import compute_layout
+
+    arm = load_arm(ARMS["so101"])
+    kinematics = arm.kinematics
+    home = np.asarray(compute_layout(arm).home)
+    start = kinematics.fk(home)
+    options = IKOptions(damping=1e-4, max_step=0.2)
+    for offset in ([0.0125, 0, 0], [0, 0.0125, 0], [0, 0, -0.0125], [0.01, 0.01, -0.005], [-0.0125, 0, 0]):
+        target = start.copy()
+        target[:3, 3] += offset
+        result = kinematics.solve_from(home, target, options, posture=home, max_iterations=20)
+        assert result.position_error < 1e-4, offset
