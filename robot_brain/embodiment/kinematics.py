@@ -144,15 +144,16 @@ class ArmKinematics:
             error = self._error
             error[:3] = position_error
             error[3:] = rotation_error
-            cholesky = eigenpy.LLT(jjt)
-            step = jacobian.T @ cholesky.solve(error)
             if options.posture_gain > 0.0 and self.dof > 6:
                 # Only redundant arms have a null space; for the others the damped projector
-                # would leak the posture pull into the task and stall convergence. The
-                # projector (I - J+ J) is applied to the pull as vectors, never formed.
+                # would leak the posture pull into the task and stall convergence. With
+                # A = J J^T + damping, the step J^T A^-1 e + g (p - J^T A^-1 J p) is folded
+                # into one solve: J^T A^-1 (e - g J p) + g p.
                 reference = self._middle if posture is None else posture
-                pull = reference - q
-                step += options.posture_gain * (pull - jacobian.T @ cholesky.solve(jacobian @ pull))
+                pull = options.posture_gain * (reference - q)
+                step = jacobian.T @ _solve_spd(jjt, error - jacobian @ pull) + pull
+            else:
+                step = jacobian.T @ _solve_spd(jjt, error)
         else:
             step = self._prioritised_step(jacobian, position_error, rotation_error, options)
         if options.step_gain != 1.0:
@@ -160,7 +161,9 @@ class ArmKinematics:
         largest = np.abs(step).max()
         if largest > options.max_step:
             step *= options.max_step / largest
-        q_next = np.minimum(np.maximum(q + step, self.lower), self.upper)
+        q_next = q + step
+        np.maximum(q_next, self.lower, out=q_next)
+        np.minimum(q_next, self.upper, out=q_next)
         return (
             q_next,
             math.sqrt(position_error.dot(position_error)),
