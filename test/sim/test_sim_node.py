@@ -111,7 +111,9 @@ def test_publishes_joint_states_camera_and_clock(panda_sim: tuple[SimNode, Probe
     assert len(image.data) == 160 * 120 * 3
     assert (info.width, info.height) == (160, 120) and info.k[0] > 0 and info.k[8] == 1.0
     before = probe.counts["/joint_states"]
-    assert wait_for(lambda: probe.counts["/joint_states"] >= before + 100, 5.0)  # ~250 Hz
+    # 250 Hz nominal; 100 within 10 s only asks that publishing never stops. A 2-core CI box
+    # running the whole suite has shown multi-second scheduling stalls, and a 5 s window flaked.
+    assert wait_for(lambda: probe.counts["/joint_states"] >= before + 100, 10.0)
     with probe.lock:
         clock = list(probe.clock)
     assert len(clock) > 10 and all(b >= a for a, b in itertools.pairwise(clock))
