@@ -9,15 +9,12 @@ Perception needs the camera's pose in the arm's base frame (``camera_pose:=[x,y,
 and the table plane (``plane:=[0,0,1,d]``) from your cell's calibration, or set them in the preset.
 """
 
-import tempfile
-from pathlib import Path
-
 import yaml
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
+from robot_brain.launch_actions import ros_nodes
 from robot_brain.launch_plan import brain_plan, resolve_robot
 
 ARGUMENTS = {
@@ -32,19 +29,6 @@ ARGUMENTS = {
 }
 
 
-def nodes_of(plan):
-    """launch_ros Nodes of a launch plan: one params file per node, written to a temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="robot_brain_launch_"))
-    actions = []
-    for spec in plan.nodes:
-        params = folder / f"{spec.name}.params.yaml"
-        params.write_text(yaml.safe_dump(spec.params_document(), sort_keys=False))
-        files = [str(spec.defaults_file)] if spec.defaults_file and spec.defaults_file.is_file() else []
-        actions.append(Node(package="robot_brain", executable=spec.executable, name=spec.name, output="screen",
-                            parameters=[*files, str(params)], remappings=list(spec.remappings)))
-    return actions
-
-
 def _setup(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     robot = resolve_robot(value["robot"] or None, value["urdf"] or None)
@@ -53,7 +37,7 @@ def _setup(context):
         camera_pose=yaml.safe_load(value["camera_pose"]) if value["camera_pose"] else None,
         plane=yaml.safe_load(value["plane"]) if value["plane"] else None,
     )
-    return nodes_of(plan)
+    return ros_nodes(plan)
 
 
 def generate_launch_description():

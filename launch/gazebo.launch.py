@@ -11,7 +11,6 @@ the robot, the joint_state_broadcaster and the position (or trajectory) controll
 add a camera sensor to your world and bridge it to /camera/image_raw for perception.
 """
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -22,11 +21,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from robot_brain.launch_actions import ros_nodes
 from robot_brain.launch_plan import gazebo_plan, resolve_robot
-
-_spec = importlib.util.spec_from_file_location("brain_launch", Path(__file__).with_name("brain.launch.py"))
-_brain = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_brain)
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),
@@ -53,7 +49,7 @@ def _setup(context):
                 for name in plan.controllers]
     bridge = Node(package="ros_gz_bridge", executable="parameter_bridge", arguments=list(plan.bridge),
                   output="screen")
-    return [gz_sim, state_publisher, spawn, *spawners, bridge, *_brain.nodes_of(plan.brain)]
+    return [gz_sim, state_publisher, spawn, *spawners, bridge, *ros_nodes(plan.brain)]
 
 
 def generate_launch_description():

@@ -6,19 +6,12 @@ The same plan as ``robot-brain up --sim`` (``robot_brain.launch_plan.sim_plan``)
 extrinsics and table plane handed to perception are the ones the sim uses.
 """
 
-import importlib.util
-from pathlib import Path
-
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
+from robot_brain.launch_actions import ros_nodes
 from robot_brain.launch_plan import resolve_robot, sim_plan
-
-# Node construction is shared with brain.launch.py (installed side by side in share/robot_brain/launch).
-_spec = importlib.util.spec_from_file_location("brain_launch", Path(__file__).with_name("brain.launch.py"))
-_brain = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_brain)
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),
@@ -32,7 +25,7 @@ ARGUMENTS = {
 def _setup(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     robot = resolve_robot(value["robot"] or None, value["urdf"] or None)
-    return _brain.nodes_of(sim_plan(robot, value["model"], value["mode"], float(value["real_time_factor"])))
+    return ros_nodes(sim_plan(robot, value["model"], value["mode"], float(value["real_time_factor"])))
 
 
 def generate_launch_description():

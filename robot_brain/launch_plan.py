@@ -149,12 +149,16 @@ class NodeSpec:
         """The ROS 2 params-file document of this node's parameters."""
         return {"/**": {"ros__parameters": dict(self.parameters)}}
 
+    def params_files(self, params_file: Path) -> list[Path]:
+        """The node's params files in load order: its config defaults (when present), then ``params_file``."""
+        defaults = [self.defaults_file] if self.defaults_file is not None and self.defaults_file.is_file() else []
+        return [*defaults, params_file]
+
     def ros_arguments(self, params_file: Path) -> list[str]:
         """``--ros-args`` for a process running this node with its parameters in ``params_file``."""
         arguments = ["--ros-args", "-r", f"__node:={self.name}"]
-        if self.defaults_file is not None and self.defaults_file.is_file():
-            arguments += ["--params-file", str(self.defaults_file)]
-        arguments += ["--params-file", str(params_file)]
+        for path in self.params_files(params_file):
+            arguments += ["--params-file", str(path)]
         for source, target in self.remappings:
             arguments += ["-r", f"{source}:={target}"]
         return arguments
