@@ -35,6 +35,8 @@ from robot_brain.embodiment.catalog import bundled_arm_path
 from robot_brain.nodes.arm_controller import ArmControllerNode, make_executor
 from robot_brain.ros.control_msgs import LATCHED
 
+DISCOVERY_TIMEOUT_S = 15.0
+
 
 @dataclass
 class Recorded:
@@ -70,6 +72,7 @@ class FakeArm(Node):
         self.chunks = self.create_publisher(ActionChunk, "/policy/action_chunk", QoSProfile(depth=10))
         self.twists = self.create_publisher(TwistStamped, "/teleop/twist", 10)
         self.create_timer(0.004, self._publish_state)
+        self._service_clients: dict[str, Any] = {}
 
     def _publish_state(self) -> None:
         if not self.publishing:
@@ -137,17 +140,18 @@ class FakeArm(Node):
         self.twists.publish(msg)
 
     def call(self, service_type: Any, name: str, request: Any, timeout: float = 5.0) -> Any:
-        client = self.create_client(service_type, name)
-        try:
-            assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout
-            while not future.done():
-                assert time.monotonic() < deadline, f"service {name} did not answer"
-                time.sleep(0.005)
-            return future.result()
-        finally:
-            self.destroy_client(client)
+        # One client per service for the whole test: a fresh client must be discovered again,
+        # which took over 5 s once on a loaded 2-core CI box (the service itself was up).
+        client = self._service_clients.get(name)
+        if client is None:
+            client = self._service_clients[name] = self.create_client(service_type, name)
+        assert client.wait_for_service(timeout_sec=max(timeout, DISCOVERY_TIMEOUT_S)), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"service {name} did not answer"
+            time.sleep(0.005)
+        return future.result()
 
     def trigger(self, name: str) -> Trigger.Response:
         return self.call(Trigger, f"/arm_controller/{name}", Trigger.Request())
