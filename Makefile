@@ -21,7 +21,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 CONSTRAINTS := requirements/constraints.txt
-REQUIREMENTS := requirements/base.txt requirements/build.txt requirements/test.txt
+REQUIREMENTS := requirements/base.txt requirements/build.txt requirements/train.txt requirements/test.txt
 AMENT_ENV := AMENT_PREFIX_PATH=$(abspath $(VENV)) MUJOCO_GL=$${MUJOCO_GL:-egl}
 PYTEST_ARGS ?=
 
@@ -111,11 +111,13 @@ bench: install system-deps
 # Re-pin every package of the current venv. Left out: robot_brain itself (editable),
 # robot_brain_msgs (built here), pip, and the egg-info records that ROS wheels install for the
 # packages they bundle (rclpy, std_msgs, ...): those are not installable from any index.
+# Local version labels are dropped (torch 2.13.0+cpu pins as 2.13.0: the CPU build where a
+# local wheel provides it, PyPI's build elsewhere).
 constraints: $(VPY)
 	$(VPY) -c 'import importlib.metadata as m; \
 	skip = {"robot-brain", "robot-brain-msgs", "pip"}; \
 	norm = lambda n: n.lower().replace("_", "-").replace(".", "-"); \
-	pins = {f"{d.name}=={d.version}" for d in m.distributions() \
+	pins = {f"{d.name}=={d.version.partition(chr(43))[0]}" for d in m.distributions() \
 	        if d.read_text("INSTALLER") and norm(d.name) not in skip \
 	        and d.read_text("direct_url.json") is None}; \
 	print("# Every package of a working venv, pinned: pip install -c requirements/constraints.txt ..."); \
