@@ -36,8 +36,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from robot_brain_msgs.msg import ActionChunk, EpisodeResult
-from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode
+from robot_brain_msgs.msg import ActionChunk, EpisodeEvent, EpisodeResult, JointJog
+from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode, StartEpisode, StopEpisode
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 DDS_TIMEOUT_S = 20.0  # discovery + first sample; typically well under 2 s on one host
@@ -161,6 +161,31 @@ def test_episode_interfaces_have_the_designed_fields() -> None:
     assert GetEpisodeResult.Response.get_fields_and_field_types() == {
         "result": "robot_brain_msgs/EpisodeResult"
     }
+
+
+def test_data_factory_interfaces_have_the_designed_fields() -> None:
+    assert EpisodeEvent.get_fields_and_field_types() == {
+        "header": "std_msgs/Header",
+        "event": "string",
+        "episode_id": "string",
+        "task": "string",
+        "label": "string",
+        "message": "string",
+    }
+    assert (EpisodeEvent.START, EpisodeEvent.DISCARD, EpisodeEvent.REFUSED) == ("start", "discard", "refused")
+    # The fields of control_msgs/JointJog, so integrators who know MoveIt Servo's type know this one.
+    assert JointJog.get_fields_and_field_types() == {
+        "header": "std_msgs/Header",
+        "joint_names": "sequence<string>",
+        "displacements": "sequence<double>",
+        "velocities": "sequence<double>",
+        "duration": "double",
+    }
+    assert StartEpisode.Request.get_fields_and_field_types() == {"task": "string"}
+    assert StopEpisode.Request.get_fields_and_field_types() == {"label": "string", "discard": "boolean"}
+    for response in (StartEpisode.Response, StopEpisode.Response):
+        assert response.get_fields_and_field_types() == {
+            "success": "boolean", "episode_id": "string", "message": "string"}
 
 
 def test_action_chunk_serialization_round_trip() -> None:

@@ -54,8 +54,8 @@ _BUILDER_NUMPY_INCLUDE = re.compile(
 
 # Statements that prove the installed package imports; run in a clean environment.
 _IMPORT_CHECK = (
-    "from robot_brain_msgs.msg import ActionChunk, EpisodeResult; "
-    "from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode; "
+    "from robot_brain_msgs.msg import ActionChunk, EpisodeEvent, EpisodeResult, JointJog; "
+    "from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode, StartEpisode, StopEpisode; "
     "print(ActionChunk.__module__)"
 )
 
