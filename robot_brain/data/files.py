@@ -1,0 +1,147 @@
+"""Crash-safe file primitives for the data root: atomic replace, durable append, an fcntl lock.
+
+A crash (``kill -9``, power loss, full disk) at any instant must leave every file either as it
+was or as intended, never half-written: whole-file writes go to a temporary file in the same
+folder, are fsync'ed, renamed over the target (atomic on POSIX) and the folder is fsync'ed;
+appends are a single ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``. Writers
+that read-modify-write a shared file hold :func:`exclusive_lock` around the whole cycle.
+
+Errors the user can cause or fix (corrupt JSON, an unreadable file, a full disk) become a
+:class:`DataFileError` whose one-line message names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from robot_brain.errors import UserError
+
+
+class DataFileError(UserError):
+    """A file under the data root is missing, unreadable, corrupt or cannot be written."""
+
+
+def _reason(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return error.strerror or str(error)
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make a rename or a file creation in ``folder`` durable (a no-op where unsupported)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically and durably; the old content survives any failure."""
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise DataFileError(f"cannot write {target}: {_reason(error)} (the previous version is unchanged)") from error
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    fsync_directory(target.parent)
+
+
+def dump_json_bytes(document: Any) -> bytes:
+    """Stable, readable JSON (sorted keys, two-space indent, trailing newline; NaN refused)."""
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def atomic_write_json(path: str | os.PathLike[str], document: Any, *, mode: int = 0o644) -> None:
+    """:func:`atomic_write_bytes` of ``document`` as stable JSON."""
+    atomic_write_bytes(path, dump_json_bytes(document), mode=mode)
+
+
+def read_json_file(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
+    """Parse a JSON file; a missing, unreadable or corrupt file is a :class:`DataFileError` naming it."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise DataFileError(f"{source}: expected the {what}, found no file") from error
+    except UnicodeDecodeError as error:
+        raise DataFileError(f"{source}: expected the {what} as UTF-8 JSON, found undecodable bytes") from error
+    except OSError as error:
+        raise DataFileError(f"{source}: cannot read the {what}: {_reason(error)}") from error
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        found = "an empty file" if not text.strip() else f"{error.msg} at line {error.lineno} column {error.colno}"
+        raise DataFileError(f"{source}: expected the {what} as JSON, found {found}") from error
+
+
+def append_line_durable(path: str | os.PathLike[str], line: bytes, *, mode: int = 0o600) -> None:
+    """Append one line (``line`` must end with ``\\n``) with a single write, then fsync it.
+
+    One ``write`` on an ``O_APPEND`` descriptor never interleaves with another appender's, and
+    the fsync makes the line survive a crash before this returns. A short write (full disk)
+    raises :class:`DataFileError`; the lines before it are untouched.
+    """
+    target = Path(path)
+    if not line.endswith(b"\n") or b"\n" in line[:-1]:
+        raise ValueError("append_line_durable: expected exactly one line ending with a newline")
+    created = not target.exists()
+    try:
+        descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    except OSError as error:
+        raise DataFileError(f"cannot open {target} for appending: {_reason(error)}") from error
+    try:
+        written = os.write(descriptor, line)
+        if written != len(line):
+            raise DataFileError(f"cannot append to {target}: only {written} of {len(line)} bytes were written")
+        os.fsync(descriptor)
+    except OSError as error:
+        raise DataFileError(f"cannot append to {target}: {_reason(error)}") from error
+    finally:
+        os.close(descriptor)
+    if created:
+        fsync_directory(target.parent)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created 0600 when missing) for the ``with`` body.
+
+    The lock belongs to this open file description, so it excludes other processes and other
+    threads alike, and the kernel releases it when a holder dies (no stale lock after ``kill -9``).
+    It is not re-entrant: code that already holds it must not take it again.
+    """
+    target = Path(lock_path)
+    try:
+        descriptor = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise DataFileError(f"cannot open lock file {target}: {_reason(error)}") from error
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
