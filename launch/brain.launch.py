@@ -1,7 +1,7 @@
 """The brain on a real ros2_control cell: perception + policy + arm_controller.
 
     ros2 launch robot_brain brain.launch.py urdf:=/path/robot.urdf model:=policy.onnx \
-        mode:=forward_position controller:=forward_position_controller
+        mode:=forward_position controller:=forward_position_controller use_sim_time:=false
 
 Thin by design: the node list, parameters and remappings come from
 ``robot_brain.launch_plan.brain_plan`` (tested, and shared with ``robot-brain up``).
@@ -14,8 +14,8 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from robot_brain.launch_actions import ros_nodes
-from robot_brain.launch_plan import brain_plan, resolve_robot
+from robot_brain.launch_actions import plan_actions
+from robot_brain.launch_plan import brain_plan, parse_bool, resolve_robot
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),
@@ -26,6 +26,7 @@ ARGUMENTS = {
     "gripper_topic": ("/gripper_controller/commands", "gripper Float64MultiArray topic"),
     "camera_pose": ("", "camera optical frame in the base frame, [x,y,z,qx,qy,qz,qw] (empty: preset/default)"),
     "plane": ("", "table plane in the base frame, [nx,ny,nz,d] (empty: preset/default)"),
+    "use_sim_time": ("false", "true: every node follows /clock (a simulated cell, a bag replay)"),
 }
 
 
@@ -36,8 +37,9 @@ def _setup(context):
         robot, value["model"], value["mode"], value["controller"], value["gripper_topic"],
         camera_pose=yaml.safe_load(value["camera_pose"]) if value["camera_pose"] else None,
         plane=yaml.safe_load(value["plane"]) if value["plane"] else None,
+        use_sim_time=parse_bool("use_sim_time", value["use_sim_time"]),
     )
-    return ros_nodes(plan)
+    return plan_actions(plan)
 
 
 def generate_launch_description():

@@ -10,7 +10,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from robot_brain.launch_actions import ros_nodes
+from robot_brain.launch_actions import plan_actions
 from robot_brain.launch_plan import resolve_robot, sim_plan
 
 ARGUMENTS = {
@@ -25,7 +25,7 @@ ARGUMENTS = {
 def _setup(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     robot = resolve_robot(value["robot"] or None, value["urdf"] or None)
-    return ros_nodes(sim_plan(robot, value["model"], value["mode"], float(value["real_time_factor"])))
+    return plan_actions(sim_plan(robot, value["model"], value["mode"], float(value["real_time_factor"])))
 
 
 def generate_launch_description():

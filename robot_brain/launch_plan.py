@@ -19,18 +19,23 @@ Parameters are layered, last wins:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from robot_brain.embodiment import Arm, load_arm
 from robot_brain.embodiment.catalog import BUNDLED_ARMS, bundled_arm_path
+from robot_brain.embodiment.description import resolve_resource_uri
 from robot_brain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from robot_brain.sim import Layout
 
 PACKAGE = "robot_brain"
 BRAIN_NODES = ("perception", "policy", "arm_controller")
@@ -128,6 +133,84 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+# -- ROS params files ----------------------------------------------------------------------
+
+
+class _ParamsDumper(yaml.SafeDumper):
+    """A YAML dumper for ROS params files: never anchors and aliases.
+
+    PyYAML writes ``&id001``/``*id001`` whenever the same list or dict object appears twice in
+    a document (one joint list shared by two controllers, one override dict reused); rcl's
+    params parser refuses them ("Will not support aliasing"), and the node, or the whole
+    controller manager, then fails to start.
+    """
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_params_yaml(document: Mapping[str, Any]) -> str:
+    """``document`` as params-file YAML that rcl's own parser reads (the one helper for every params file).
+
+    Besides leaving out aliases, values are put in the forms rcl accepts: tuples become lists,
+    numpy and other numeric scalars become ``int``/``float``, and a list mixing integers and
+    floats (``[0.4, 1]`` from ``--param``) becomes a list of floats, since rcl refuses mixed
+    lists. Lists rcl cannot represent at all raise :class:`ConfigurationError`.
+    """
+    return yaml.dump(_rcl_value(document, ""), Dumper=_ParamsDumper, sort_keys=False)
+
+
+def write_params_file(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write ``document`` to ``path`` with :func:`dump_params_yaml`; returns ``path``."""
+    path.write_text(dump_params_yaml(document), encoding="utf-8")
+    return path
+
+
+def _rcl_value(value: Any, name: str) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _rcl_value(item, f"{name}.{key}" if name else str(key)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return _rcl_list([_rcl_scalar(item, name) for item in value], name)
+    return _rcl_scalar(value, name)
+
+
+def _rcl_scalar(value: Any, name: str) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):  # numpy scalars (bool_)
+        return _rcl_scalar(value.item(), name)
+    raise ConfigurationError(
+        f"parameter '{_leaf(name)}': expected a bool, number, string or a list of one of them, "
+        f"found {type(value).__name__}"
+    )
+
+
+def _rcl_list(items: list[Any], name: str) -> list[Any]:
+    """rcl arrays hold one type: bools, integers, floats or strings; integers mixed with floats become floats."""
+    if not items:
+        raise ConfigurationError(
+            f"parameter '{_leaf(name)}': expected a non-empty list (rcl reads [] as an unset parameter), found []"
+        )
+    kinds = {"bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else type(v).__name__
+             for v in items}
+    if kinds == {"number"}:
+        return [float(v) for v in items] if any(isinstance(v, float) for v in items) else items
+    if len(kinds) == 1 and kinds <= {"bool", "str"}:
+        return items
+    raise ConfigurationError(
+        f"parameter '{_leaf(name)}': expected a list of one type (bools, numbers or strings), found {items!r}"
+    )
+
+
+def _leaf(name: str) -> str:
+    """The parameter's own name in a params document path (``/**.ros__parameters.home`` → ``home``)."""
+    return name.partition("ros__parameters.")[2] or name
+
+
 # -- the plan -----------------------------------------------------------------------------
 
 
@@ -166,11 +249,18 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    """The nodes of one launch, in start order."""
+    """The nodes of one launch, in start order.
+
+    ``arm`` (and for a sim plan ``layout``) is what the plan was computed from, kept so that a
+    caller in the same process (``robot-brain demo``) uses it instead of loading the URDF and
+    computing the workspace again.
+    """
 
     robot: Robot
     nodes: tuple[NodeSpec, ...]
     notes: tuple[str, ...] = ()
+    arm: Arm | None = field(default=None, compare=False, repr=False)
+    layout: Layout | None = field(default=None, compare=False, repr=False)
 
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
@@ -187,9 +277,7 @@ class LaunchPlan:
         folder.mkdir(parents=True, exist_ok=True)
         files = {}
         for spec in self.nodes:
-            path = folder / f"{spec.name}.params.yaml"
-            path.write_text(yaml.safe_dump(spec.params_document(), sort_keys=False), encoding="utf-8")
-            files[spec.name] = path
+            files[spec.name] = write_params_file(folder / f"{spec.name}.params.yaml", spec.params_document())
         return files
 
     def commands(self, folder: Path, python: str) -> dict[str, list[str]]:
@@ -217,6 +305,16 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
     return overrides
 
 
+def parse_bool(name: str, text: str) -> bool:
+    """A launch argument's ``true``/``false`` (also ``1``/``0``, ``yes``/``no``, any case)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name}: expected true or false, found '{text}'")
+
+
 def brain_plan(
     robot: Robot,
     model: str = DEFAULT_MODEL,
@@ -227,12 +325,14 @@ def brain_plan(
     plane: Sequence[float] | None = None,
     use_sim_time: bool = False,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    arm: Arm | None = None,
 ) -> LaunchPlan:
     """perception + policy + arm_controller for ``robot`` on a real cell (or any ros2_control cell).
 
     ``camera_pose`` (optical frame in the base frame, ``[x y z qx qy qz qw]``) and ``plane``
     (``[nx ny nz d]`` of the table in the base frame) configure perception; on hardware they
-    come from the cell's calibration (pass them, or set them in the preset).
+    come from the cell's calibration (pass them, or set them in the preset). ``arm`` is
+    ``robot`` already loaded (loaded here otherwise, once, and kept in the plan).
     """
     if command_mode not in COMMAND_MODES:
         raise ConfigurationError(f"command mode: expected one of {', '.join(COMMAND_MODES)}, found '{command_mode}'")
@@ -240,9 +340,10 @@ def brain_plan(
         raise ConfigurationError("model: expected an ONNX file or builtin:reach, found an empty string")
     if model != DEFAULT_MODEL and not model.startswith("builtin:") and not Path(model).expanduser().is_file():
         raise ConfigurationError(f"model: {model}: no such file (expected an ONNX model or builtin:reach)")
+    arm = arm if arm is not None else robot.load()
     description = _description_parameters(robot)
     common: dict[str, Any] = {"use_sim_time": use_sim_time}
-    perception: dict[str, Any] = {**common, "autostart": True, "target_frame": _base_link(robot)}
+    perception: dict[str, Any] = {**common, "autostart": True, "target_frame": robot.base_link or arm.spec.base_link}
     if camera_pose is not None:
         perception["camera_pose"] = [float(v) for v in camera_pose]
     if plane is not None:
@@ -256,7 +357,7 @@ def brain_plan(
         _node("policy", policy, robot, overrides),
         _node("arm_controller", controller, robot, overrides),
     ]
-    return LaunchPlan(robot=robot, nodes=tuple(nodes))
+    return LaunchPlan(robot=robot, nodes=tuple(nodes), arm=arm)
 
 
 def sim_plan(
@@ -265,12 +366,14 @@ def sim_plan(
     command_mode: str = "forward_position",
     real_time_factor: float = 1.0,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    arm: Arm | None = None,
 ) -> LaunchPlan:
     """The MuJoCo sim node plus the brain, wired so perception sees what the sim renders.
 
     The camera extrinsics and the table plane come from the arm's workspace layout, computed
     here with the sim's own layout options (preset and overrides included), so the numbers
-    handed to perception are the ones the sim uses to place its camera.
+    handed to perception are the ones the sim uses to place its camera. The arm is loaded
+    and the layout computed once; both are kept in the plan (``plan.arm``, ``plan.layout``).
     """
     from robot_brain.sim import compute_layout
 
@@ -280,14 +383,16 @@ def sim_plan(
     sim_parameters: dict[str, Any] = {**_description_parameters(robot), "real_time_factor": float(real_time_factor),
                                       "use_sim_time": use_sim_time}
     sim = _node("sim", sim_parameters, robot, overrides)
-    layout = compute_layout(robot.load(), _layout_options(sim.parameters))
+    arm = arm if arm is not None else robot.load()
+    layout = compute_layout(arm, _layout_options(sim.parameters))
     brain = brain_plan(robot, model, command_mode, camera_pose=layout.camera_pose_list(),
-                       plane=[0.0, 0.0, 1.0, layout.object_z], use_sim_time=use_sim_time, overrides=overrides)
+                       plane=[0.0, 0.0, 1.0, layout.object_z], use_sim_time=use_sim_time, overrides=overrides,
+                       arm=arm)
     # The sim must place its camera exactly where perception believes it is.
     sim = replace(sim, parameters={**sim.parameters, "camera_pose": layout.camera_pose_list()})
     controller = brain.node("arm_controller")
     sim = replace(sim, parameters={**sim.parameters, **_sim_controller_names(controller.parameters, command_mode)})
-    return replace(brain, nodes=(sim, *brain.nodes), notes=layout.notes)
+    return replace(brain, nodes=(sim, *brain.nodes), notes=layout.notes, layout=layout)
 
 
 def _sim_controller_names(controller: Mapping[str, Any], command_mode: str) -> dict[str, Any]:
@@ -331,10 +436,6 @@ def _description_parameters(robot: Robot) -> dict[str, Any]:
     return {"urdf_path": str(robot.urdf), "base_link": robot.base_link, "tip_link": robot.tip_link}
 
 
-def _base_link(robot: Robot) -> str:
-    return robot.base_link or robot.load().spec.base_link
-
-
 def _node(name: str, derived: Mapping[str, Any], robot: Robot,
           overrides: Mapping[str, Mapping[str, Any]] | None) -> NodeSpec:
     parameters = {**derived, **robot.parameters.get(name, {}), **((overrides or {}).get(name, {}))}
@@ -344,10 +445,58 @@ def _node(name: str, derived: Mapping[str, Any], robot: Robot,
             f"parameter overrides for unknown node(s) {', '.join(sorted(unknown))}; "
             f"expected {', '.join((*BRAIN_NODES, 'sim'))}"
         )
-    return NodeSpec(name=name, executable=name, parameters=parameters, defaults_file=config_dir() / f"{name}.yaml")
+    defaults_file = config_dir() / f"{name}.yaml"
+    defaults = _declared_defaults(defaults_file)
+    typed = {key: _typed_like(f"{name}.{key}", value, defaults[key]) if key in defaults else value
+             for key, value in parameters.items()}
+    return NodeSpec(name=name, executable=name, parameters=typed, defaults_file=defaults_file)
+
+
+def _declared_defaults(path: Path) -> dict[str, Any]:
+    """The ``/**`` parameters of a node's defaults file (``{}`` when there is none)."""
+    if not path.is_file():
+        return {}
+    section = _read_yaml(path).get("/**") or {}
+    return dict((section.get("ros__parameters") if isinstance(section, dict) else None) or {})
+
+
+def _typed_like(name: str, value: Any, default: Any) -> Any:
+    """``value`` in the type the node declares (its default's type), or a one-line error.
+
+    rclpy refuses an override whose type differs from the declared one ("Trying to set
+    parameter 'camera_rate_hz' to '30' of type 'INTEGER', expecting type 'DOUBLE'") and the
+    node dies at start-up, so ``--param sim.camera_rate_hz=30`` is made ``30.0`` here, and a
+    value that cannot be converted is refused before any process starts.
+    """
+    if isinstance(default, list) and isinstance(value, (list, tuple)):
+        if not default or not value:
+            return list(value)
+        return [_typed_like(name, item, default[0]) for item in value]
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) and isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, (int, float)):
+        return float(value)
+    elif isinstance(default, int) and isinstance(value, (int, float)) and float(value).is_integer():
+        return int(value)
+    elif isinstance(default, str) and isinstance(value, str):
+        return value
+    elif not isinstance(default, (list, bool, int, float, str)):
+        return value
+    raise ConfigurationError(
+        f"parameter '{name}': expected {_kind(default)} (the node declares {default!r}), found {value!r}"
+    )
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, list):
+        return f"a list of {_kind(default[0]).removeprefix('a ').removeprefix('an ')}s" if default else "a list"
+    return {bool: "a bool", int: "an integer", float: "a number", str: "a string"}.get(type(default), "a value")
 
 
 # -- Gazebo (gz sim + gz_ros2_control) ------------------------------------------------------
+
+WORLD_LINK = "world"
 
 
 def gazebo_controllers(arm: Arm, update_rate: int = 500) -> dict[str, Any]:
@@ -374,17 +523,55 @@ def gazebo_controllers(arm: Arm, update_rate: int = 500) -> dict[str, Any]:
 
 
 def gazebo_description(arm: Arm, controllers_file: Path) -> str:
-    """The URDF with a ``<ros2_control>`` block (GazeboSimSystem, position interfaces) and the gz plugin."""
+    """The arm's URDF made ready for gz sim + gz_ros2_control, as one self-contained string.
+
+    - fixed to the world: a ``world`` link and a fixed joint to the root link, unless the root
+      already is ``world`` (panda, iiwa and so101 would otherwise spawn free-floating);
+    - other simulators' pieces removed: ``<transmission>`` blocks (ros_control's, read by
+      neither gz nor ros2_control outside ``<ros2_control>``), every ``<plugin>`` inside
+      ``<gazebo>`` extensions (Gazebo-classic ``libgazebo_ros_control.so`` and the like, which
+      would fight our controller manager) and any existing ``<ros2_control>`` block; the
+      remaining ``<gazebo reference=...>`` properties (self-collision, friction) stay;
+    - mesh URIs rewritten to absolute ``file://`` URIs resolved by the project's own resolver
+      (``package://`` through the ament index and pip robot-data prefixes, paths relative to
+      the URDF): once the URDF travels as a string (robot_description → ``ros_gz_sim create``)
+      neither relative paths nor a pip package's ``package://`` name can be found by gz, and a
+      resource path variable could not express relative paths at all. Unresolvable URIs are
+      left as they are (see :func:`gazebo_plan`'s notes);
+    - a ``<ros2_control>`` block (GazeboSimSystem): arm joints and driven gripper joints with a
+      position command interface (limits as ``min``/``max``), mimic gripper joints with state
+      interfaces only, as ros2_control (Jazzy, Kilted) requires of joints carrying a URDF
+      ``<mimic>`` tag: their leader is in the same block, and gz_ros2_control drives them;
+    - the ``gz_ros2_control-system`` plugin reading ``controllers_file``.
+    """
     root = arm.description.root()
-    for existing in root.findall("ros2_control"):
-        root.remove(existing)
+    for tag in ("ros2_control", "transmission"):
+        for existing in root.findall(tag):
+            root.remove(existing)
+    for extension in root.findall("gazebo"):
+        for parent in list(extension.iter()):
+            for plugin in parent.findall("plugin"):
+                parent.remove(plugin)
+        if len(extension) == 0:
+            root.remove(extension)
+    if arm.tree.root != WORLD_LINK and WORLD_LINK not in arm.tree.links:
+        ET.SubElement(root, "link", name=WORLD_LINK)
+        joint = ET.SubElement(root, "joint", name=_unique_joint_name(arm, f"{WORLD_LINK}_to_{arm.tree.root}"),
+                              type="fixed")
+        ET.SubElement(joint, "parent", link=WORLD_LINK)
+        ET.SubElement(joint, "child", link=arm.tree.root)
+    for mesh in root.iter("mesh"):
+        path = resolve_resource_uri(mesh.get("filename", ""), arm.description.base_dir)
+        if path is not None:
+            mesh.set("filename", path.resolve().as_uri())
+
     control = ET.SubElement(root, "ros2_control", name="GazeboSimSystem", type="system")
     hardware = ET.SubElement(control, "hardware")
     ET.SubElement(hardware, "plugin").text = "gz_ros2_control/GazeboSimSystem"
     limits = dict(zip(arm.spec.joint_names, zip(arm.spec.lower, arm.spec.upper, strict=True), strict=True))
     limits.update(zip(arm.spec.gripper_joints, zip(arm.spec.gripper_lower, arm.spec.gripper_upper, strict=True),
                       strict=True))
-    driven = [*arm.spec.joint_names, *(j for j in arm.spec.gripper_joints if j not in arm.spec.mimic_joints)]
+    driven = _driven_joints(arm)
     for name in driven:
         joint = ET.SubElement(control, "joint", name=name)
         command = ET.SubElement(joint, "command_interface", name="position")
@@ -394,6 +581,10 @@ def gazebo_description(arm: Arm, controllers_file: Path) -> str:
             ET.SubElement(command, "param", name="max").text = f"{high:g}"
         ET.SubElement(joint, "state_interface", name="position")
         ET.SubElement(joint, "state_interface", name="velocity")
+    for name in _mimic_gripper_joints(arm, driven):
+        joint = ET.SubElement(control, "joint", name=name)
+        ET.SubElement(joint, "state_interface", name="position")
+        ET.SubElement(joint, "state_interface", name="velocity")
     gazebo = ET.SubElement(root, "gazebo")
     plugin = ET.SubElement(gazebo, "plugin", filename="gz_ros2_control-system",
                            name="gz_ros2_control::GazeboSimROS2ControlPlugin")
@@ -401,35 +592,68 @@ def gazebo_description(arm: Arm, controllers_file: Path) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def _driven_joints(arm: Arm) -> list[str]:
+    """Joints with a command interface: the arm, then the gripper joints that lead rather than mimic."""
+    return [*arm.spec.joint_names, *(j for j in arm.spec.gripper_joints if j not in arm.spec.mimic_joints)]
+
+
+def _mimic_gripper_joints(arm: Arm, driven: Sequence[str]) -> list[str]:
+    """Gripper joints that mimic a driven joint (ros2_control needs the leader in the same block)."""
+    return [j for j in arm.spec.gripper_joints if arm.spec.mimic_joints.get(j) in driven]
+
+
+def _unique_joint_name(arm: Arm, name: str) -> str:
+    candidate, index = name, 1
+    while candidate in arm.tree.joints:
+        candidate, index = f"{name}_{index}", index + 1
+    return candidate
+
+
 @dataclass(frozen=True)
 class GazeboPlan:
-    """What ``launch/gazebo.launch.py`` starts besides the brain (needs ros_gz_sim, gz_ros2_control)."""
+    """What ``launch/gazebo.launch.py`` starts besides the brain (needs ros_gz_sim, gz_ros2_control).
+
+    Every file it names lies in the folder given to :func:`gazebo_plan`.
+    """
 
     brain: LaunchPlan
     robot_description: str
     controllers_file: Path
+    state_publisher_file: Path  # robot_state_publisher's params: robot_description and use_sim_time
     controllers: tuple[str, ...]
     bridge: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
 
 def gazebo_plan(robot: Robot, folder: Path, model: str = DEFAULT_MODEL, command_mode: str = "forward_position",
-                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> GazeboPlan:
+                overrides: Mapping[str, Mapping[str, Any]] | None = None, arm: Arm | None = None) -> GazeboPlan:
     """The brain on Gazebo: robot description with ros2_control, controller config, spawners, bridge.
 
-    Not exercised on these machines (no Gazebo); the generated pieces are tested as data.
+    Writes the controllers YAML and robot_state_publisher's params file to ``folder`` (with
+    :func:`dump_params_yaml`, so rcl reads them); the brain's params files are written where
+    the caller writes them (``plan.brain.write_params``). Gazebo itself is not exercised on
+    these machines; the generated pieces are tested as data and parsed by rcl.
     """
-    arm = robot.load()
+    arm = arm if arm is not None else robot.load()
     folder.mkdir(parents=True, exist_ok=True)
-    controllers_file = folder / "gz_controllers.yaml"
     document = gazebo_controllers(arm)
-    controllers_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    controllers_file = write_params_file(folder / "gz_controllers.yaml", document)
     active = "forward_position_controller" if command_mode == "forward_position" else "joint_trajectory_controller"
     spawned = ["joint_state_broadcaster", active, *(["gripper_controller"] if "gripper_controller" in document else [])]
-    brain = brain_plan(robot, model, command_mode, use_sim_time=True, overrides=overrides)
+    brain = brain_plan(robot, model, command_mode, use_sim_time=True, overrides=overrides, arm=arm)
+    description = gazebo_description(arm, controllers_file)
+    state_publisher_file = write_params_file(
+        folder / "robot_state_publisher.params.yaml",
+        {"/**": {"ros__parameters": {"robot_description": description, "use_sim_time": True}}},
+    )
+    unresolved = sorted({m.get("filename", "") for m in ET.fromstring(description).iter("mesh")
+                         if not m.get("filename", "").startswith("file://")})
     return GazeboPlan(
         brain=brain,
-        robot_description=gazebo_description(arm, controllers_file),
+        robot_description=description,
         controllers_file=controllers_file,
+        state_publisher_file=state_publisher_file,
         controllers=tuple(spawned),
         bridge=("/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock",),
+        notes=tuple(f"mesh '{uri}' not found: Gazebo shows that link without it" for uri in unresolved),
     )

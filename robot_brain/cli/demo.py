@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigurationError(f"--episodes: expected at least 1, found {args.episodes}")
     plan = plan_from_arguments(args, sim=True)
+    assert plan.arm is not None and plan.layout is not None  # a sim plan carries both
     output = args.output or Path("out") / "demo" / plan.robot.name
     output.mkdir(parents=True, exist_ok=True)
     log = output / "nodes.log"
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stop = stop_on_signals()
     group.start(commands)
-    runner = DemoRunner(plan.robot.load(), alive=lambda: group.first_exit() is None and not stop.is_set(),
+    # The plan loaded the arm and computed the sim's layout once; everything below reuses them.
+    runner = DemoRunner(plan.arm, alive=lambda: group.first_exit() is None and not stop.is_set(),
                         command_topics=_command_topics(plan.node("sim").parameters))
     episodes = []
     try:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         latencies_ms=node.latencies_ms,
         control_p99_us=_median(node.control_p99_us),
         real_time_factor=_median(node.real_time_factors),
-        tolerance=_tolerance(plan),
+        tolerance=plan.layout.tolerance,
         wall_s=time.monotonic() - started,
     )
     files = write_outputs(summary, output)
@@ -107,14 +109,6 @@ def _median(values: list[float]) -> float:
     import numpy as np
 
     return float(np.median(values)) if values else float("nan")
-
-
-def _tolerance(plan: object) -> float:
-    from robot_brain.launch_plan import _layout_options
-    from robot_brain.sim import compute_layout
-
-    sim = plan.node("sim")  # type: ignore[attr-defined]
-    return compute_layout(plan.robot.load(), _layout_options(sim.parameters)).tolerance  # type: ignore[attr-defined]
 
 
 class _Null:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -378,7 +379,7 @@ def _build_spec(
         gripper_lower.append(low)
         gripper_upper.append(high)
     for message in warnings:
-        LOGGER.warning("%s: %s", tree.name, message)
+        warn_once(f"{tree.name}: {message}")
     return ArmSpec(
         name=tree.name,
         base_link=base_link,
@@ -396,6 +397,25 @@ def _build_spec(
         mimic_joints={name: joint.mimic_of for name, joint in tree.joints.items() if joint.mimic_of},
         warnings=tuple(warnings),
     )
+
+
+_REPORTED: set[str] = set()
+_REPORTED_LOCK = threading.Lock()
+
+
+def warn_once(message: str) -> bool:
+    """Log ``message`` as a warning the first time this process sees it; True if it was logged.
+
+    A process loads the same description several times (the launch plan, the demo's observer,
+    a node's configure after a cleanup), and a default that was used once is news only once:
+    ``ArmSpec.warnings`` keeps every message for callers that report them their own way.
+    """
+    with _REPORTED_LOCK:
+        if message in _REPORTED:
+            return False
+        _REPORTED.add(message)
+    LOGGER.warning("%s", message)
+    return True
 
 
 def _limits(joint: JointInfo, warnings: list[str]) -> tuple[float, float, float, float, bool]:

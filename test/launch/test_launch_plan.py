@@ -14,6 +14,7 @@ from robot_brain.launch_plan import (
     brain_plan,
     config_dir,
     gazebo_plan,
+    parse_bool,
     parse_overrides,
     preset_names,
     resolve_robot,
@@ -109,7 +110,7 @@ def test_gazebo_plan_generates_ros2_control_pieces(tmp_path: Path) -> None:
     assert plan.controllers == ("joint_state_broadcaster", "forward_position_controller", "gripper_controller")
     root = ET_fromstring(plan.robot_description)
     joints = [j.get("name") for j in root.find("ros2_control").findall("joint")]
-    assert joints == [*(f"panda_joint{i}" for i in range(1, 8)), "panda_finger_joint1"]
+    assert joints == [*(f"panda_joint{i}" for i in range(1, 8)), "panda_finger_joint1", "panda_finger_joint2"]
     assert root.find("gazebo/plugin/parameters").text == str(plan.controllers_file)
     assert all(plan.brain.node(n).parameters["use_sim_time"] for n in plan.brain.names)
 
@@ -129,3 +130,28 @@ def test_launch_files_are_thin_wrappers_over_the_plan(name: str) -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == "robot_brain.launch_plan" for alias in node.names}
     assert {"brain": "brain_plan", "sim": "sim_plan", "gazebo": "gazebo_plan"}[name] in imported
+
+
+def _launch_arguments(name: str) -> dict[str, tuple[str, str]]:
+    tree = ast.parse((REPO / "launch" / f"{name}.launch.py").read_text())
+    (assignment,) = (node for node in tree.body if isinstance(node, ast.Assign)
+                     and any(isinstance(t, ast.Name) and t.id == "ARGUMENTS" for t in node.targets))
+    return ast.literal_eval(assignment.value)
+
+
+def test_brain_launch_takes_use_sim_time() -> None:
+    assert _launch_arguments("brain")["use_sim_time"][0] == "false"
+    source = (REPO / "launch" / "brain.launch.py").read_text()
+    assert 'use_sim_time=parse_bool("use_sim_time", value["use_sim_time"])' in source
+    plan = brain_plan(resolve_robot("ur5"), use_sim_time=parse_bool("use_sim_time", "True"))
+    assert all(plan.node(n).parameters["use_sim_time"] is True for n in plan.names)
+    with pytest.raises(ConfigurationError, match="use_sim_time: expected true or false, found 'maybe'"):
+        parse_bool("use_sim_time", "maybe")
+
+
+@pytest.mark.parametrize("name", ["brain", "sim", "gazebo"])
+def test_launch_files_write_params_into_a_folder_removed_at_shutdown(name: str) -> None:
+    """Every launch file gets its folder from launch_actions (an OnShutdown handler removes it), none from tempfile."""
+    source = (REPO / "launch" / f"{name}.launch.py").read_text()
+    assert "tempfile" not in source
+    assert "plan_actions(" in source or ("params_folder(" in source and "cleanup" in source)
