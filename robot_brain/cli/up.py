@@ -4,8 +4,12 @@
 the node list and parameters come from :mod:`robot_brain.launch_plan` (the same function
 the ``launch/*.launch.py`` files call), each node runs as ``python -m robot_brain.nodes.<n>``
 with a params file, their output is streamed with the node name in front of every line,
-and Ctrl-C (or any node dying) stops them all: SIGINT first, as ``ros2 launch`` does, then
-SIGTERM and SIGKILL for a node that does not stop in time.
+and Ctrl-C, SIGTERM or any node dying stops them all **in order** (:data:`STOP_ORDER`): the
+nodes that produce commands first (policy, perception, teleop), then the arm controller, which
+brakes to rest and publishes its halt before it exits, then the recorder (so the braking is
+recorded), and the simulator last (it must keep publishing joint states while the arm brakes).
+Each group gets SIGINT, as ``ros2 launch`` sends, then SIGTERM and SIGKILL if it does not stop
+in time.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ from typing import TextIO
 from robot_brain.launch_plan import COMMAND_MODES, LaunchPlan, brain_plan, parse_overrides, resolve_robot, sim_plan
 
 STOP_TIMEOUT_S = 10.0
+#: Groups stopped one after the other; nodes named in no group are stopped with the first.
+STOP_ORDER: tuple[tuple[str, ...], ...] = (
+    ("policy", "perception", "teleop"),
+    ("arm_controller",),
+    ("recorder",),
+    ("sim",),
+)
 
 
 class NodeProcesses:
@@ -86,12 +97,29 @@ class NodeProcesses:
         self.stop()
         return 0
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> dict[str, int]:
-        """SIGINT every running node, then SIGTERM, then SIGKILL; returns each node's exit status."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S,
+             order: Sequence[Sequence[str]] = STOP_ORDER) -> dict[str, int]:
+        """Stop the nodes group by group (``order``); returns each node's exit status.
+
+        Within a group: SIGINT, then SIGTERM, then SIGKILL to whoever is still running.
+        """
+        named = {name for group in order for name in group}
+        first = [name for name in self.processes if name not in named]
+        for index, group in enumerate(order):
+            members = [name for name in (*(first if index == 0 else ()), *group) if name in self.processes]
+            self._stop_group([self.processes[name] for name in members], timeout)
+        for reader in self._readers:
+            reader.join(timeout=2.0)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return {name: p.returncode for name, p in self.processes.items()}
+
+    def _stop_group(self, processes: Sequence[subprocess.Popen[str]], timeout: float) -> None:
         for sig, grace in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-            running = [p for p in self.processes.values() if p.poll() is None]
+            running = [p for p in processes if p.poll() is None]
             if not running:
-                break
+                return
             for process in running:
                 try:
                     os.killpg(process.pid, sig)
@@ -103,12 +131,6 @@ class NodeProcesses:
                     process.wait(timeout=max(deadline - time.monotonic(), 0.01))
                 except subprocess.TimeoutExpired:
                     self.say(f"[up] {self._name_of(process)} did not stop after {sig.name}")
-        for reader in self._readers:
-            reader.join(timeout=2.0)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return {name: p.returncode for name, p in self.processes.items()}
 
     def _name_of(self, process: subprocess.Popen[str]) -> str:
         return next(name for name, p in self.processes.items() if p is process)

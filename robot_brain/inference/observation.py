@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_brain.errors import UserError
 from robot_brain.inference.contract import (
     JOINT_ACTION_SPACES,
     ROLE_GRIPPER_STATE,
@@ -123,7 +124,7 @@ class ObservationAssembler:
             else:
                 try:
                     value = self.converters[spec.name](latest[spec.name][0])
-                except ValueError as error:
+                except (ValueError, UserError) as error:  # a bad frame or message: skip this step only
                     return self._skip(f"input '{spec.name}': {error}")
             if spec.dtype.startswith("float"):
                 value = apply_normalization(

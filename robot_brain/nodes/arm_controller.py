@@ -7,6 +7,12 @@ line. activate: start the control loop. deactivate: brake to rest, publish the h
 times, end the loop. The arithmetic lives in ``robot_brain.control``; this file wires
 parameters, topics and services to it.
 
+Built on the node skeleton (:class:`robot_brain.ros.node_skeleton.BrainNode`): SIGINT or
+SIGTERM makes the next cycle brake (``begin_stopping``), the loop runs until the arm is at
+rest and the halt is published, and only then does the process shut its context down. A
+control loop that raises, a slow lane that dies or a callback that raises is a fault: the
+arm brakes and holds, diagnostics say ERROR, and the node takes the lifecycle's error path.
+
 ``loop_mode: cooperative`` (default): the thread in :meth:`ArmControllerNode.spin` runs the
 loop itself and serves ROS callbacks between periods, so no second Python thread competes
 with it for the GIL; work longer than a period (chunk IK, diagnostics) goes to a
@@ -19,20 +25,17 @@ cells need a hardware e-stop chain.
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import ActionChunk
 from sensor_msgs.msg import JointState
@@ -46,9 +49,10 @@ from robot_brain.control.safety import SafetyLimits
 from robot_brain.embodiment import ArmSpec
 from robot_brain.errors import ConfigurationError
 from robot_brain.ros.control_msgs import LATCHED, ForwardCommand, TrajectoryCommand, raw_chunk, twist_to_array
-from robot_brain.ros.lifecycle_support import arm_from_parameters, configure_transition
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array
-from robot_brain.ros.model_params import autostart, declare, value
+from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.model_diagnostics import ERROR, OK, WARN
+from robot_brain.ros.model_params import value
+from robot_brain.ros.node_skeleton import SUPERVISION_PERIOD_S, BrainNode, Worker, run_node
 from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
 
 COMMAND_MODES = ("forward_position", "trajectory")
@@ -75,10 +79,7 @@ CONFIG_PARAMETERS = (
 # (name, default, description): declared in this order, mirrored in config/arm_controller.yaml.
 # ROS 2 parameters cannot be empty typed arrays: [""] and [0.0] mean "not set".
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
-    ("robot_description", "", "URDF XML of the robot (takes precedence over urdf_path)"),
-    ("urdf_path", "", "Robot description file: .urdf or .xacro"),
-    ("base_link", "", "Base link of the arm chain (empty: automatic)"),
-    ("tip_link", "", "Tool link of the arm chain (empty: automatic)"),
+    *ARM_PARAMETERS,
     ("controller_joints", [""], 'Joint order of the ros2_control controller ([""]: the arm\'s base-to-tip order)'),
     ("control_rate", _DEFAULT.rate_hz, "Control loop rate, Hz (up to 1000; 2000 is accepted for benchmarks)"),
     ("realtime_priority", 80, "SCHED_FIFO priority requested for the loop thread (0: do not ask)"),
@@ -126,23 +127,17 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("teleop_damping", _DEFAULT.teleop_damping, "Damping of the teleop damped-least-squares Jacobian inverse"),
     ("singularity_lower_threshold", _DEFAULT.singularity_lower_threshold, "Jacobian condition number: slow down above"),
     ("singularity_hard_threshold", _DEFAULT.singularity_hard_threshold, "Condition number: no motion toward it above"),
-    ("diagnostics_period_s", 1.0, "Period of /diagnostics, s"),
-    ("autostart", False, "Configure and activate at start-up (no lifecycle manager needed)"),
+    ("slow_lane_capacity", 16, "Chunks waiting for IK at most; the oldest is dropped (and counted) beyond it"),
 )
 
 
-class ArmControllerNode(LifecycleNode):
+class ArmControllerNode(BrainNode):
     """Lifecycle shell around :class:`ArmController` and its :class:`ControlLoop`."""
 
+    PARAMETERS = PARAMETERS
+    DIAGNOSTIC_TASK = "control loop"
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("arm_controller", **kwargs)
-        for name, default, description in PARAMETERS:
-            declare(self, name, default, description)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._estopped = self.create_publisher(Bool, "~/estopped", LATCHED)
-        self._estopped.publish(Bool(data=False))
-        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._on_diagnostics_timer)
-        self._status = "unconfigured"
         self._entities: list[tuple[str, Any]] = []
         self.controller: ArmController | None = None
         self.loop: ControlLoop | None = None
@@ -154,14 +149,13 @@ class ArmControllerNode(LifecycleNode):
         self._joint_states: Any = None
         self._overshoot = 0.0
         self._overshoot_cap = 2.5e-4
+        super().__init__("arm_controller", **kwargs)
+        self._estopped = self.create_publisher(Bool, "~/estopped", LATCHED)
+        self._estopped.publish(Bool(data=False))
 
     # ----------------------------------------------------------------------------- lifecycle
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Load the arm and build everything; fail with the reason on any user-fixable problem."""
-        result, self._status = configure_transition(self, self._configure, self._teardown)
-        return result
-
-    def _configure(self) -> None:
+    def configure_node(self) -> None:
+        """Load the arm and build everything; a user-fixable problem raises with the reason."""
         arm = arm_from_parameters(self)
         assert arm is not None
         spec = arm.spec
@@ -255,53 +249,46 @@ class ArmControllerNode(LifecycleNode):
             should_stop=lambda: controller.stopped,
             realtime_priority=int(value(self, "realtime_priority")),
             name="arm_controller_loop",
+            on_error=self._on_loop_error,
             idle_margin=float(value(self, "idle_margin_us")) * 1e-6,
             wake_spin=float(value(self, "wake_spin_us")) * 1e-6,
         )
         self._overshoot, self._overshoot_cap = 0.0, min(2.5e-4, 0.25 * config.period)
-        if self._cooperative and self._slow_lane is None:
-            self._slow_lane = SlowLane()
         self.get_logger().info(
             f"{spec.name}: {spec.dof} joints {list(spec.joint_names)}, base '{spec.base_link}', tip '{spec.tip_link}', "
             f"{rate:g} Hz ({loop_mode}), {mode} on /{controller_name}, blend {config.blend_mode}"
         )
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def activate_node(self) -> None:
         """Start the loop; it seeds its command from the first fresh joint state."""
         assert self.controller is not None and self.loop is not None
         self.controller.resume()
+        if self._cooperative and (self._slow_lane is None or not self._slow_lane.alive):
+            self._slow_lane = SlowLane(self, int(value(self, "slow_lane_capacity")))
         if self._cooperative:
             self._run_requested = True  # the thread in spin() runs it once this callback returns
             if self._executor is not None:
                 self._executor.wake()
         else:
             self.loop.start()
-        self._status = "active"
         self.get_logger().info("control loop started")
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def deactivate_node(self) -> None:
         """Decelerate to rest within the limits, publish the halt, end the loop."""
         self._stop_loop()
-        self._status = "inactive"
-        return super().on_deactivate(state)
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def teardown_node(self) -> None:
         self._teardown()
-        self._status = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
+    def begin_stopping(self) -> None:
+        """Shutdown or fault: the very next cycle brakes (the transitions follow on the executor thread)."""
+        controller = self.controller
+        if controller is not None:
+            controller.request_stop()
 
-    def destroy_node(self) -> None:
-        self.destroy_timer(self._diag_timer)
-        self._teardown()
-        if self._slow_lane is not None:
-            self._slow_lane.close()
-            self._slow_lane = None
-        super().destroy_node()
+    def _on_loop_error(self, error: BaseException) -> None:
+        """The control loop's ``compute`` or ``publish`` raised: a fault (brake, report, error state)."""
+        self.report_fault("control loop", error)
 
     # ----------------------------------------------------------------------------- spinning
     def spin(self, executor: Executor, stop: threading.Event | None = None) -> None:
@@ -310,13 +297,13 @@ class ArmControllerNode(LifecycleNode):
         Cooperative mode: once activated, this thread runs the control loop and serves the
         executor's callbacks in each period's idle time (:meth:`_serve`), so one Python thread
         does all the work and nothing competes with the loop for the GIL. The executor is only
-        ever spun by this thread. Returns when ``stop`` is set, the executor is shut down or
-        the context ends (Ctrl-C propagates).
+        ever spun by this thread. Returns when ``stop`` is set, the orderly shutdown is done,
+        the executor is shut down or the context ends. A callback that raises is a fault.
         """
         self._executor = executor
         self._stop_spin = stop
         try:
-            while executor.context.ok() and not (stop is not None and stop.is_set()):
+            while executor.context.ok() and not self.finished and not (stop is not None and stop.is_set()):
                 if getattr(executor, "_is_shutdown", False):
                     return
                 loop = self.loop
@@ -324,9 +311,19 @@ class ArmControllerNode(LifecycleNode):
                     self._run_requested = False
                     loop.run(self._serve)
                 else:
-                    executor.spin_once(timeout_sec=0.1)
+                    self._spin_once(executor, SUPERVISION_PERIOD_S)
         finally:
             self._executor = None
+
+    def _spin_once(self, executor: Executor, timeout: float) -> None:
+        """One callback; an exception escaping it is a fault, never the end of the spinning thread."""
+        try:
+            executor.spin_once(timeout_sec=timeout)
+        except ExternalShutdownException:
+            raise
+        except Exception as error:
+            if executor.context.ok():
+                self.report_fault("callback", error)
 
     def _serve(self, until: float) -> None:
         """Cooperative idle time: ROS callbacks, one at a time, while a slot is left before ``until``."""
@@ -348,10 +345,10 @@ class ArmControllerNode(LifecycleNode):
                     break
                 timeout = 0.0
             first = False
-            executor.spin_once(timeout_sec=timeout)
+            self._spin_once(executor, timeout)
             overshoot = min(clock() - start - timeout, cap)
             self._overshoot = max(overshoot, 0.98 * self._overshoot)
-        ended = not executor.context.ok() or getattr(executor, "_is_shutdown", False)
+        ended = not executor.context.ok() or getattr(executor, "_is_shutdown", False) or self.finished
         if (ended or (stop is not None and stop.is_set())) and self.loop is not None:
             self.loop.halt()
 
@@ -386,6 +383,9 @@ class ArmControllerNode(LifecycleNode):
         if self.loop is not None:
             self._stop_loop()
             self.loop.stop()
+        if self._slow_lane is not None:
+            self._slow_lane.close()
+            self._slow_lane = None
         for kind, entity in self._entities:
             getattr(self, f"destroy_{kind}")(entity)
         self._entities = []
@@ -417,18 +417,18 @@ class ArmControllerNode(LifecycleNode):
         controller = self.controller
         if controller is None:
             return
+        stamp = self._loop_time(msg.header.stamp)
         if self._slow_lane is not None and self._cooperative:
             # IK takes 1-3 ms: longer than a period. Convert off the loop's thread; the epoch
-            # keeps a chunk received before an e-stop or reset from being accepted after it.
-            stamp, now, epoch = self._loop_time(msg.header.stamp), time.monotonic(), controller.epoch
-            self._slow_lane.submit(lambda: self._convert_chunk(controller, msg, stamp, now, epoch))
+            # keeps a chunk received before an e-stop or reset from being accepted after it,
+            # and the chunk's age is judged when it is converted, not when it arrived.
+            epoch = controller.epoch
+            self._slow_lane.submit_chunk(lambda: self._convert_chunk(controller, msg, stamp, epoch))
             return
-        self._convert_chunk(controller, msg, self._loop_time(msg.header.stamp), time.monotonic(), None)
+        self._convert_chunk(controller, msg, stamp, None)
 
-    def _convert_chunk(
-        self, controller: ArmController, msg: ActionChunk, stamp: float, now: float, epoch: int | None
-    ) -> None:
-        reason = controller.on_chunk(raw_chunk(msg, stamp), now, epoch)
+    def _convert_chunk(self, controller: ArmController, msg: ActionChunk, stamp: float, epoch: int | None) -> None:
+        reason = controller.on_chunk(raw_chunk(msg, stamp), time.monotonic(), epoch)
         if reason is not None:
             self.get_logger().warning(
                 f"chunk {msg.model_id}#{msg.step} rejected: {reason}", throttle_duration_sec=LOG_THROTTLE_S
@@ -484,76 +484,110 @@ class ArmControllerNode(LifecycleNode):
         if command.gripper is not None and self._gripper_publisher is not None:
             self._gripper_publisher.publish(self._gripper_out.fill(command.gripper))
 
-    def _on_diagnostics_timer(self) -> None:
-        if self._slow_lane is not None and self._cooperative and self.loop is not None and self.loop.running:
-            self._slow_lane.submit(self._publish_diagnostics)  # percentiles of 10^5 samples: ~ms
+    def on_diagnostics_timer(self) -> None:
+        lane = self._slow_lane
+        if lane is not None and self._cooperative and self.loop is not None and self.loop.running:
+            lane.submit_diagnostics(self.publish_diagnostics)  # percentiles of 10^5 samples: ~ms
         else:
-            self._publish_diagnostics()
+            self.publish_diagnostics()
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
         controller, loop = self.controller, self.loop
-        values: dict[str, object] = {"state": self._status}
-        level, message = OK, self._status
+        values: dict[str, object] = {}
+        level, message = OK, self.status
         if controller is not None and loop is not None:
             values.update(loop.stats.summary())
             values["realtime"] = loop.realtime
             values["timer_slack_1ns"] = loop.timer_slack
             values["active_source"] = controller.source
             values["estopped"] = controller.estopped
-            values["fault"] = controller.fault or "none"
+            values["controller_fault"] = controller.fault or "none"
             values["condition_number"] = controller.condition_number
             values.update({f"limit_{name}": count for name, count in controller.limit_counts().items()})
             counters = controller.counters
             values.update({key: val for key, val in vars(counters).items() if not isinstance(val, dict)})
             values.update({f"rejected_{key}": val for key, val in counters.chunks_rejected.items()})
             values["joint_states_rejected"] = controller.state.rejected
+            if self._slow_lane is not None:
+                values.update(self._slow_lane.counts())
             if loop.error is not None:
                 level, message = ERROR, f"control loop died: {loop.error!r}"
-            elif controller.fault and self._status == "active":
+            elif controller.fault and self.active:
                 level, message = ERROR, controller.fault
             elif controller.estopped:
                 level, message = WARN, "software e-stop engaged"
             else:
-                message = f"{self._status}; source {controller.source}"
-        elif self._status.startswith("configure failed"):
-            level = ERROR
-        self._diagnostics.publish(
-            diagnostic_array(
-                self.get_clock().now(),
-                f"{self.get_fully_qualified_name().lstrip('/')}: control loop",
-                controller.spec.name if controller else "none",
-                level,
-                message,
-                values,
-            )
-        )
+                message = f"{self.status}; source {controller.source}"
+        return level, message, values, controller.spec.name if controller else "none"
 
 
 class SlowLane:
-    """One worker thread for work longer than a control period (chunk IK, diagnostics), in order.
+    """A supervised worker for work longer than a control period (chunk IK, diagnostics), in order.
 
     Cooperative mode only: the loop's thread must never run such work between two deadlines.
     It still takes the GIL while it works, but for ~2-5 % of the time instead of every callback.
+    The chunk queue is bounded (a burst of chunks cannot grow memory or latency: the oldest
+    waiting chunk is dropped and counted), diagnostics are coalesced (one pending at most), and
+    a job that raises is counted and logged, never the end of the lane: a bad chunk is input,
+    not a fault. The lane itself dying is a fault (node skeleton supervision).
     """
 
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name="arm_controller_slow_lane", daemon=True)
-        self._thread.start()
+    def __init__(self, node: ArmControllerNode, capacity: int) -> None:
+        if capacity < 1:
+            raise ConfigurationError(f"slow_lane_capacity must be >= 1, found {capacity}")
+        self._node = node
+        self._chunks: deque[Callable[[], None]] = deque()
+        self._capacity = capacity
+        self._diagnostics: Callable[[], None] | None = None
+        self._wake = threading.Condition()
+        self.dropped = 0
+        self.failed = 0
+        self._worker: Worker = node.start_worker("slow_lane", self._work)
 
-    def submit(self, job: Callable[[], None]) -> None:
-        self._jobs.put(job)
+    @property
+    def alive(self) -> bool:
+        return self._worker.alive
+
+    def submit_chunk(self, job: Callable[[], None]) -> None:
+        with self._wake:
+            if len(self._chunks) >= self._capacity:
+                self._chunks.popleft()
+                self.dropped += 1
+            self._chunks.append(job)
+            self._wake.notify()
+
+    def submit_diagnostics(self, job: Callable[[], None]) -> None:
+        with self._wake:
+            self._diagnostics = job
+            self._wake.notify()
+
+    def counts(self) -> dict[str, int]:
+        return {"slow_lane_dropped_chunks": self.dropped, "slow_lane_failed_jobs": self.failed}
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=2.0)
+        with self._wake:
+            self._worker.stop_event.set()
+            self._wake.notify_all()
+        self._worker.stop(timeout=2.0)
 
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
+    def _work(self, stop: threading.Event) -> None:
+        while True:
+            with self._wake:
+                while not stop.is_set() and not self._chunks and self._diagnostics is None:
+                    self._wake.wait(timeout=0.5)
+                if stop.is_set():
+                    return
+                job = self._chunks.popleft() if self._chunks else self._diagnostics
+                if job is self._diagnostics:
+                    self._diagnostics = None
             try:
                 job()
             except Exception as error:  # a bad chunk must not end the lane
-                print(f"arm_controller slow lane: {error!r}", file=sys.stderr)
+                self.failed += 1
+                self._node.get_logger().error(
+                    f"slow lane job failed (counted, skipped): {type(error).__name__}: {error}",
+                    throttle_duration_sec=LOG_THROTTLE_S,
+                )
 
 
 def _strings(values: Any) -> list[str]:
@@ -597,23 +631,10 @@ def make_executor(node: ArmControllerNode, kind: str = "auto") -> Executor:
     return SingleThreadedExecutor(context=node.context)
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown (Ctrl-C); with ``autostart`` it configures and activates itself."""
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM: the arm brakes to rest before the process ends (exit 0)."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    rclpy.init(args=args)
-    node = ArmControllerNode()
-    executor = make_executor(node)
-    executor.add_node(node)
-    try:
-        autostart(node)
-        node.spin(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ArmControllerNode, args, program="arm_controller", executor_factory=make_executor)
 
 
 if __name__ == "__main__":

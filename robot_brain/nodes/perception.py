@@ -8,22 +8,24 @@ vision model. Frames that arrive while the worker is busy replace the pending on
 counted as dropped: perception never queues latency.
 
 Bad input (unknown encodings, inconsistent sizes, missing camera info) is logged as one
-rate-limited line and counted in diagnostics; the node never crashes on a frame.
+rate-limited line and counted in diagnostics; the node never crashes on a frame. The worker
+is supervised by the node skeleton (:class:`robot_brain.ros.node_skeleton.BrainNode`): an
+unexpected failure outside the per-frame guard is a fault (error state, diagnostics ERROR),
+and on SIGINT/SIGTERM it is stopped and joined before the context goes down.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32MultiArray, Header
@@ -42,16 +44,9 @@ from robot_brain.perception.geometry import (
 from robot_brain.perception.tracking import OcclusionGate
 from robot_brain.perception.vision import VisionModel
 from robot_brain.ros.image import image_to_array
-from robot_brain.ros.lifecycle_support import configure_transition
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array, runtime_values
-from robot_brain.ros.model_params import (
-    autostart,
-    declare,
-    declare_model_parameters,
-    load_model_from_parameters,
-    runtime_options,
-    value,
-)
+from robot_brain.ros.model_diagnostics import OK, WARN, runtime_values
+from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options, value
+from robot_brain.ros.node_skeleton import BrainNode, run_node
 from robot_brain.ros.perception_io import (
     camera_model_from_info,
     heatmap_msg,
@@ -64,53 +59,49 @@ from robot_brain.ros.policy_io import stamp_to_nanoseconds
 LOG_THROTTLE_S = 5.0
 
 
-class PerceptionNode(LifecycleNode):
+PARAMETERS: tuple[tuple[str, Any, str], ...] = (
+    *model_parameters("", intra_threads=0),
+    ("image_topic", "/camera/image_raw", "sensor_msgs/Image input (sensor-data QoS)"),
+    ("camera_info_topic", "/camera/camera_info", "sensor_msgs/CameraInfo of the image"),
+    ("depth_topic", "", "Depth image aligned with the colour image (empty: use the plane)"),
+    ("depth_scale", 0.001, "Metres per unit of integer depth images (16UC1 in mm: 0.001)"),
+    ("target_topic", "/perception/target_point", "geometry_msgs/PointStamped output"),
+    ("detector_enabled", True, "Run the colour/shape target detector"),
+    ("hsv_lower", [0, 120, 70], "Lower HSV bound (OpenCV: H 0-179); H above upper wraps (red)"),
+    ("hsv_upper", [10, 255, 255], "Upper HSV bound"),
+    ("min_area", 30.0, "Smallest blob area, px^2"),
+    (
+        "occlusion_hold_ratio",
+        0.6,
+        "Hold the last full view while the blob is smaller than this fraction of its largest area "
+        "(a tool hiding part of the target); 0 disables",
+    ),
+    ("shape", "any", "Blob shape filter: any, circle or square"),
+    ("min_circularity", 0.85, "Circularity threshold for shape=circle (disc: ~0.9, square: ~0.8)"),
+    ("target_frame", "", "Frame of published points (empty: the image's optical frame)"),
+    (
+        "camera_pose",
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        "Pose of the camera optical frame in target_frame: [x y z qx qy qz qw]",
+    ),
+    ("plane", [0.0, 0.0, 1.0, 0.0], "Plane n.p = d holding the target, in target_frame: [nx ny nz d]"),
+    (
+        "model_output_prefix",
+        "/perception/model",
+        "Vision model outputs are published on <prefix>/<output name> unless the contract names a topic",
+    ),
+)
+
+
+class PerceptionNode(BrainNode):
     """Detects a coloured target in 3D and runs an optional ONNX vision model on camera frames."""
 
+    PARAMETERS = PARAMETERS
+    DIAGNOSTIC_TASK = "perception"
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("perception", **kwargs)
-        declare_model_parameters(self, "", intra_threads=0)
-        declare(self, "image_topic", "/camera/image_raw", "sensor_msgs/Image input (sensor-data QoS)")
-        declare(self, "camera_info_topic", "/camera/camera_info", "sensor_msgs/CameraInfo of the image")
-        declare(self, "depth_topic", "", "Depth image aligned with the colour image (empty: use the plane)")
-        declare(self, "depth_scale", 0.001, "Metres per unit of integer depth images (16UC1 in mm: 0.001)")
-        declare(self, "target_topic", "/perception/target_point", "geometry_msgs/PointStamped output")
-        declare(self, "detector_enabled", True, "Run the colour/shape target detector")
-        declare(self, "hsv_lower", [0, 120, 70], "Lower HSV bound (OpenCV: H 0-179); H above upper wraps (red)")
-        declare(self, "hsv_upper", [10, 255, 255], "Upper HSV bound")
-        declare(self, "min_area", 30.0, "Smallest blob area, px^2")
-        declare(
-            self,
-            "occlusion_hold_ratio",
-            0.6,
-            "Hold the last full view while the blob is smaller than this fraction of its largest area "
-            "(a tool hiding part of the target); 0 disables",
-        )
-        declare(self, "shape", "any", "Blob shape filter: any, circle or square")
-        declare(self, "min_circularity", 0.85, "Circularity threshold for shape=circle (disc: ~0.9, square: ~0.8)")
-        declare(self, "target_frame", "", "Frame of published points (empty: the image's optical frame)")
-        declare(
-            self,
-            "camera_pose",
-            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-            "Pose of the camera optical frame in target_frame: [x y z qx qy qz qw]",
-        )
-        declare(
-            self,
-            "plane",
-            [0.0, 0.0, 1.0, 0.0],
-            "Plane n.p = d holding the target, in target_frame: [nx ny nz d]",
-        )
-        declare(
-            self,
-            "model_output_prefix",
-            "/perception/model",
-            "Vision model outputs are published on <prefix>/<output name> unless the contract names a topic",
-        )
-        declare(self, "diagnostics_period_s", 1.0, "Period of /diagnostics messages, s")
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
         self._reset_state()
+        super().__init__("perception", **kwargs)
 
     def _reset_state(self) -> None:
         self._vision: VisionModel | None = None
@@ -124,25 +115,12 @@ class PerceptionNode(LifecycleNode):
         self._output_publishers: dict[str, Any] = {}
         self._pending: Image | None = None
         self._wake = threading.Condition()
-        self._running = False
-        self._thread: threading.Thread | None = None
         self._latency = LatencyStats()
         self._model_latency = LatencyStats()
         self._counts: Counter[str] = Counter()
-        self._status = "unconfigured"
 
     # ----------------------------------------------------------------------------- lifecycle
-    def destroy_node(self) -> None:
-        """Stop the worker thread and drop our entities before the node's handles go away."""
-        self._teardown()
-        super().destroy_node()
-
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Build the detector and the optional model; fail with the reason on bad parameters."""
-        result, self._status = configure_transition(self, self._configure, self._teardown)
-        return result
-
-    def _configure(self) -> None:
+    def configure_node(self) -> None:
         if value(self, "detector_enabled"):
             self._detector = ColorTargetDetector(
                 list(value(self, "hsv_lower")),
@@ -186,40 +164,17 @@ class PerceptionNode(LifecycleNode):
                 )
             )
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the frame worker."""
-        self._running = True
-        self._thread = threading.Thread(target=self._worker, name="perception-worker", daemon=True)
-        self._thread.start()
-        self._status = "active"
-        return super().on_activate(state)
+    def activate_node(self) -> None:
+        """Start the frame worker (its publishers are already enabled)."""
+        self.start_worker("frames", self._worker)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop the frame worker."""
-        self._stop_worker()
-        self._status = "inactive"
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Drop subscriptions, publishers and the model."""
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop everything."""
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_worker(self) -> None:
+    def deactivate_node(self) -> None:
+        """Wake the frame worker so it sees its stop event at once."""
         with self._wake:
-            self._running = False
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
 
-    def _teardown(self) -> None:
-        self._stop_worker()
+    def teardown_node(self) -> None:
+        """Drop subscriptions, publishers and the model (the worker is already joined)."""
         for subscription in self._topic_subscriptions:
             self.destroy_subscription(subscription)
         for publisher in self._output_publishers.values():
@@ -251,12 +206,13 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().error(text, throttle_duration_sec=LOG_THROTTLE_S)
 
     # ----------------------------------------------------------------------------- worker
-    def _worker(self) -> None:
-        while True:
+    def _worker(self, stop: threading.Event) -> None:
+        """Worker body: the newest pending frame, one at a time, until ``stop``."""
+        while not stop.is_set():
             with self._wake:
-                while self._running and self._pending is None:
-                    self._wake.wait(timeout=0.5)
-                if not self._running:
+                while not stop.is_set() and self._pending is None:
+                    self._wake.wait(timeout=0.1)
+                if stop.is_set():
                     return
                 msg, self._pending = self._pending, None
             start = time.perf_counter()
@@ -340,15 +296,14 @@ class PerceptionNode(LifecycleNode):
         return point_from_depth(camera, u, v, depth_at(depth_image, u * sx, v * sy, scale=scale), self._camera_pose)
 
     # ----------------------------------------------------------------------------- diagnostics
-    def _publish_diagnostics(self) -> None:
+    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
         median, p99 = self._latency.percentiles()
         values: dict[str, object] = {
-            "state": self._status,
             "frame_ms_median": median * 1e3,
             "frame_ms_p99": p99 * 1e3,
             "camera_info": self._camera is not None,
         }
-        level, message = OK, self._status
+        level, message = OK, self.status
         model_id = "none"
         if self._vision is not None:
             values.update(runtime_values(self._vision.runtime, self._model_latency))
@@ -357,37 +312,15 @@ class PerceptionNode(LifecycleNode):
                 level, message = WARN, self._vision.runtime.providers.warning
         values.update(dict(self._counts))
         errors = {k: v for k, v in self._counts.items() if k.startswith("error")}
-        if self._status.startswith("configure failed"):
-            level = ERROR
-        elif errors and level == OK:
-            level, message = WARN, f"{self._status}; bad input: {', '.join(sorted(errors))}"
-        self._diagnostics.publish(
-            diagnostic_array(
-                self.get_clock().now(),
-                f"{self.get_fully_qualified_name().lstrip('/')}: perception",
-                model_id,
-                level,
-                message,
-                values,
-            )
-        )
+        if errors and level == OK:
+            level, message = WARN, f"{self.status}; bad input: {', '.join(sorted(errors))}"
+        return level, message, values, model_id
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run the perception node."""
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        autostart(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the perception node until SIGINT/SIGTERM (then: worker joined, exit 0)."""
+    return run_node(PerceptionNode, args, program="perception", executor_factory=lambda node: MultiThreadedExecutor(2))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,26 +2,29 @@
 
 configure: load and check the model and its contract (and the arm, when a robot description
 is given), create the session, warm it up, subscribe to the topics the contract names.
-activate: start the inference thread. deactivate: stop it. Any user-fixable problem makes
-``configure`` fail with one logged line saying what was expected and what was found.
+activate: start the inference worker. deactivate: stop and join it. Any user-fixable problem
+makes ``configure`` fail with one logged line saying what was expected and what was found.
 
-Inference runs on its own thread at absolute deadlines, never in an executor callback, so
-a slow model delays only its own next step; callbacks just store the latest messages.
+Inference runs on a supervised worker (:class:`robot_brain.ros.node_skeleton.BrainNode`) at
+absolute deadlines, never in an executor callback, so a slow model delays only its own next
+step; callbacks just store the latest messages. A bad input (an image in an unknown encoding
+or of the wrong size, a joint state missing joints) or a bad output (NaN, wrong shape) skips
+that one step and is counted in diagnostics; only an unexpected exception is a fault (error
+state, diagnostics ERROR). On SIGINT/SIGTERM the worker finishes its step and is joined
+before the context goes down, so no publish ever meets an invalid context.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.time import Time
 from robot_brain_msgs.msg import ActionChunk
@@ -51,42 +54,37 @@ from robot_brain.inference.stats import LatencyStats
 from robot_brain.perception.geometry import matrix_to_pose
 from robot_brain.perception.preprocess import Preprocessor
 from robot_brain.ros.image import image_to_array
-from robot_brain.ros.lifecycle_support import arm_from_parameters, configure_transition
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array, runtime_values
-from robot_brain.ros.model_params import (
-    autostart,
-    declare,
-    declare_model_parameters,
-    load_model_from_parameters,
-    runtime_options,
-    value,
-)
+from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.model_diagnostics import OK, WARN, runtime_values
+from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options, value
+from robot_brain.ros.node_skeleton import BrainNode, run_node
 from robot_brain.ros.policy_io import JointStateIndexer, action_chunk_msg, point_to_array, stamp_to_nanoseconds
 
 DEFAULT_RATE_HZ = 10.0
 LOG_THROTTLE_S = 5.0
 
 
-class PolicyNode(LifecycleNode):
+PARAMETERS: tuple[tuple[str, Any, str], ...] = (
+    *model_parameters("builtin:reach", intra_threads=1),
+    ("rate_hz", 0.0, "Inference rate in Hz; 0: the contract's control_rate_hz (else 10 Hz)"),
+    ("sync_tolerance_s", 0.05, "Largest stamp difference between synchronized inputs, s"),
+    ("max_observation_age_s", 0.5, "Skip the step when the observation is older than this, s"),
+    *ARM_PARAMETERS,
+    ("joint_states_topic", "/joint_states", "JointState topic for joint and ee_pose inputs"),
+    ("action_chunk_topic", "/policy/action_chunk", "Where ActionChunk messages are published"),
+    ("task_id", 0, "Value of task_id inputs"),
+)
+
+
+class PolicyNode(BrainNode):
     """Feeds the contract's inputs from topics to an ONNX policy and publishes its action chunks."""
 
+    PARAMETERS = PARAMETERS
+    DIAGNOSTIC_TASK = "policy"
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("policy", **kwargs)
-        declare_model_parameters(self, "builtin:reach", intra_threads=1)
-        declare(self, "rate_hz", 0.0, "Inference rate in Hz; 0: the contract's control_rate_hz (else 10 Hz)")
-        declare(self, "sync_tolerance_s", 0.05, "Largest stamp difference between synchronized inputs, s")
-        declare(self, "max_observation_age_s", 0.5, "Skip the step when the observation is older than this, s")
-        declare(self, "robot_description", "", "URDF XML of the robot (for ee_pose, joint names, validation)")
-        declare(self, "urdf_path", "", "URDF/xacro file, used when robot_description is empty")
-        declare(self, "base_link", "", "Arm base link (empty: detected)")
-        declare(self, "tip_link", "", "Arm tip link (empty: detected)")
-        declare(self, "joint_states_topic", "/joint_states", "JointState topic for joint and ee_pose inputs")
-        declare(self, "action_chunk_topic", "/policy/action_chunk", "Where ActionChunk messages are published")
-        declare(self, "task_id", 0, "Value of task_id inputs")
-        declare(self, "diagnostics_period_s", 1.0, "Period of /diagnostics messages, s")
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
         self._reset_state()
+        super().__init__("policy", **kwargs)
 
     def _reset_state(self) -> None:
         self._runtime: InferenceRuntime | None = None
@@ -94,8 +92,6 @@ class PolicyNode(LifecycleNode):
         self._contract: ModelContract | None = None
         self._publisher: Any = None
         self._topic_subscriptions: list[Any] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._latency = LatencyStats()
         self._step = 0
         self._published = 0
@@ -103,25 +99,12 @@ class PolicyNode(LifecycleNode):
         self._missed_deadlines = 0
         self._last_age = float("nan")
         self._model_id = ""
-        self._status = "unconfigured"
         self._joint_names: tuple[str, ...] = ()
         self._frame_id = ""
         self._rate_hz = 0.0
 
     # ----------------------------------------------------------------------------- lifecycle
-    def destroy_node(self) -> None:
-        """Stop the worker thread and drop our entities before the node's handles go away."""
-        self._teardown()
-        super().destroy_node()
-
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Load and check everything; fail with the reason on any user-fixable problem."""
-        result, status = configure_transition(self, self._configure, self._teardown)
-        if result == TransitionCallbackReturn.FAILURE:
-            self._status = status
-        return result
-
-    def _configure(self) -> None:
+    def configure_node(self) -> None:
         model = load_model_from_parameters(self)
         contract = model.require_contract()
         if contract.kind != "policy":
@@ -163,40 +146,13 @@ class PolicyNode(LifecycleNode):
         )
         self._contract = contract
         self._model_id = model.model_id
-        self._status = "inactive"
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the inference thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._inference_loop, name="policy-inference", daemon=True)
-        self._thread.start()
-        self._status = "active"
-        return super().on_activate(state)
+    def activate_node(self) -> None:
+        """Start the inference worker (its publisher is already enabled)."""
+        self.start_worker("inference", self._inference_loop)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop the inference thread (the last step finishes first)."""
-        self._stop_thread()
-        self._status = "inactive"
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Drop the session and subscriptions."""
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop everything."""
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_thread(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
-
-    def _teardown(self) -> None:
-        self._stop_thread()
+    def teardown_node(self) -> None:
+        """Drop the session, subscriptions and publisher (workers are already joined)."""
         for subscription in self._topic_subscriptions:
             self.destroy_subscription(subscription)
         if self._publisher is not None:
@@ -285,17 +241,18 @@ class PolicyNode(LifecycleNode):
             assembler.update(name, msg, stamp)
 
     # ----------------------------------------------------------------------------- inference
-    def _inference_loop(self) -> None:
+    def _inference_loop(self, stop: threading.Event) -> None:
+        """Worker body: one step per period at absolute deadlines until ``stop``."""
         period = 1.0 / self._rate_hz
         deadline = time.perf_counter()
-        while not self._stop.is_set():
+        while not stop.is_set():
             self._step_once()
             deadline += period
             delay = deadline - time.perf_counter()
             if delay < 0.0:
                 self._missed_deadlines += 1
                 deadline = time.perf_counter()
-            elif self._stop.wait(delay):
+            elif stop.wait(delay):
                 break
 
     def _step_once(self) -> None:
@@ -331,13 +288,9 @@ class PolicyNode(LifecycleNode):
         self._published += 1
 
     # ----------------------------------------------------------------------------- diagnostics
-    def _publish_diagnostics(self) -> None:
-        values: dict[str, object] = {
-            "state": self._status,
-            "model_id": self._model_id,
-            "rate_hz": self._rate_hz,
-        }
-        level, message = OK, self._status
+    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+        values: dict[str, object] = {"model_id": self._model_id, "rate_hz": self._rate_hz}
+        level, message = OK, self.status
         if self._runtime is not None:
             values.update(runtime_values(self._runtime, self._latency))
             if self._runtime.providers.warning:
@@ -355,20 +308,9 @@ class PolicyNode(LifecycleNode):
         )
         for reason, count in skips.items():
             values[f"skip: {reason}"] = count
-        if self._status.startswith("configure failed"):
-            level = ERROR
-        elif skips and self._status == "active" and level == OK:
+        if skips and self.active and level == OK:
             level, message = WARN, f"active; steps skipped: {max(skips, key=skips.__getitem__)}"
-        self._diagnostics.publish(
-            diagnostic_array(
-                self.get_clock().now(),
-                f"{self.get_fully_qualified_name().lstrip('/')}: policy",
-                self._model_id or "none",
-                level,
-                message,
-                values,
-            )
-        )
+        return level, message, values, self._model_id or "none"
 
 
 def _static_shape(spec: InputSpec) -> tuple[int, ...]:
@@ -388,21 +330,10 @@ def _reshaped(read: Callable[[Any], np.ndarray], shape: tuple[int, ...]) -> Call
     return convert
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run the policy node (drive it with lifecycle transitions, e.g. from the launch plan)."""
-    rclpy.init(args=args)
-    node = PolicyNode()
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        autostart(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the policy node until SIGINT/SIGTERM (then: worker joined, exit 0)."""
+    return run_node(PolicyNode, args, program="policy", executor_factory=lambda node: MultiThreadedExecutor(2))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

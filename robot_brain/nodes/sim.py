@@ -7,25 +7,27 @@ factor, step and render times); accepts ``Float64MultiArray`` on
 ``/<trajectory_controller>/joint_trajectory`` and ``Float64MultiArray`` on
 ``/<gripper_controller>/commands``; serves ``/sim/reset_episode`` and ``/sim/get_result``.
 
-Three threads: physics (absolute-deadline loop, steps to keep pace with the wall clock,
-publishes state), rendering (its own GL context and MjData copy, so a 20 ms frame never
-stalls physics) and the executor (commands and services, which only set targets).
+A lifecycle node on the node skeleton (:class:`robot_brain.ros.node_skeleton.BrainNode`),
+with ``autostart`` true by default (a simulator runs from the start, as Gazebo does):
+configure builds the MuJoCo scene and the topics, activate starts the supervised workers,
+deactivate pauses physics. Three threads: physics (absolute-deadline loop, steps to keep pace
+with the wall clock, publishes state), rendering (its own GL context and MjData copy, so a
+20 ms frame never stalls physics) and the executor (commands and services, which only set
+targets). On SIGINT/SIGTERM both workers are joined before the context goes down.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import mujoco
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import EpisodeResult
 from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode
@@ -36,8 +38,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_brain.errors import ConfigurationError, UserError
 from robot_brain.ros.image import array_to_image
-from robot_brain.ros.lifecycle_support import arm_from_parameters
-from robot_brain.ros.model_params import declare, value
+from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.model_diagnostics import OK, WARN
+from robot_brain.ros.model_params import value
+from robot_brain.ros.node_skeleton import COMMON_PARAMETERS, BrainNode, run_node, with_defaults
 from robot_brain.ros.sim_io import camera_info_msg, episode_result_msg, time_msg, trajectory_arrays
 from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulation, build_simulation
 from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix
@@ -46,10 +50,7 @@ LOG_THROTTLE_S = 5.0
 
 #: Every parameter: name, default, description. ``config/sim.yaml`` mirrors these (a test checks).
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
-    ("robot_description", "", "URDF XML of the robot (takes precedence over urdf_path)"),
-    ("urdf_path", "", "Robot description file: .urdf or .xacro"),
-    ("base_link", "", "Base link of the arm chain (empty: automatic)"),
-    ("tip_link", "", "Tool link of the arm chain (empty: automatic)"),
+    *ARM_PARAMETERS,
     ("real_time_factor", 1.0, "Sim seconds per wall second: 1 locks to real time, 0 runs as fast as possible"),
     ("timestep", 0.002, "Physics step, s"),
     ("publish_rate_hz", 250.0, "Rate of /joint_states and /clock (and of command application), Hz"),
@@ -82,7 +83,6 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("home_height", 0.3, "Tool height above the table at home, fraction of the reach"),
     ("time_limit", 0.0, "Episode time limit, sim s (0: max(8, 10 x reach in m))"),
     ("seed", 0, "Seed of the first episode"),
-    ("diagnostics_period_s", 1.0, "Period of /diagnostics and of the real-time-factor log, s"),
 )
 
 
@@ -92,66 +92,79 @@ def _list_or_empty(values: Any) -> list[Any]:
     return [] if items in ([0.0], [""], [0]) else items
 
 
-class SimNode(Node):
+class SimNode(BrainNode):
     """Runs the simulation and speaks ros2_control's topics."""
 
+    PARAMETERS = PARAMETERS
+    COMMON = with_defaults(COMMON_PARAMETERS, autostart=True)
+    DIAGNOSTIC_TASK = "sim"
+
     def __init__(self, **kwargs: Any) -> None:
-        # Set before anything can fail: rclpy's shutdown destroys even a half-built node.
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.simulation: Simulation | None = None
+        self._entities: list[tuple[str, Any]] = []
         super().__init__("sim", **kwargs)
-        for name, default, description in PARAMETERS:
-            declare(self, name, default, description)
-        self.simulation = self._build()
-        sim = self.simulation.simulator
-        self._lock = RealTimeLock(sim.model.opt.timestep, float(value(self, "real_time_factor")))
         self._step_time = _Mean()
         self._render_time = _Mean()
         self._warned: dict[str, float] = {}
+
+    def configure_node(self) -> None:
+        """Build the scene from the arm and create the topics and services (nothing runs yet)."""
+        self.simulation = simulation = self._build()
+        sim = simulation.simulator
+        self._lock = RealTimeLock(sim.model.opt.timestep, float(value(self, "real_time_factor")))
         self._last_done = False
         self._sim_time_stamps = bool(value(self, "use_sim_time"))
-
-        self._joint_msg = JointState(name=list(self.simulation.scene.state_joints))
-        self._joint_pub = self.create_publisher(JointState, str(value(self, "joint_states_topic")), 10)
-        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self._object_pub = self.create_publisher(PointStamped, "/sim/object_point", QoSProfile(depth=1))
-        self._result_pub = self.create_publisher(EpisodeResult, "/sim/episode_result", QoSProfile(depth=10))
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._joint_msg = JointState(name=list(simulation.scene.state_joints))
+        self._joint_pub = self._keep("publisher", self.create_publisher(
+            JointState, str(value(self, "joint_states_topic")), 10))
+        self._clock_pub = self._keep("publisher", self.create_publisher(Clock, "/clock", 10))
+        self._object_pub = self._keep("publisher", self.create_publisher(
+            PointStamped, "/sim/object_point", QoSProfile(depth=1)))
+        self._result_pub = self._keep("publisher", self.create_publisher(
+            EpisodeResult, "/sim/episode_result", QoSProfile(depth=10)))
         self._subscribe_commands()
-        self.create_service(ResetEpisode, "/sim/reset_episode", self._on_reset)
-        self.create_service(GetEpisodeResult, "/sim/get_result", self._on_get_result)
-        self.create_timer(float(value(self, "diagnostics_period_s")), self._publish_diagnostics)
-
+        self._keep("service", self.create_service(ResetEpisode, "/sim/reset_episode", self._on_reset))
+        self._keep("service", self.create_service(GetEpisodeResult, "/sim/get_result", self._on_get_result))
         self._camera_rate = float(value(self, "camera_rate_hz"))
-        self._image_pub = self.create_publisher(Image, str(value(self, "image_topic")), qos_profile_sensor_data)
-        self._info_pub = self.create_publisher(
-            CameraInfo, str(value(self, "camera_info_topic")), qos_profile_sensor_data
-        )
+        self._image_pub = self._keep("publisher", self.create_publisher(
+            Image, str(value(self, "image_topic")), qos_profile_sensor_data))
+        self._info_pub = self._keep("publisher", self.create_publisher(
+            CameraInfo, str(value(self, "camera_info_topic")), qos_profile_sensor_data))
         width, height = int(value(self, "camera_width")), int(value(self, "camera_height"))
         self._camera_info = camera_info_msg(
-            camera_matrix(sim.model, self.simulation.scene.task_camera, width, height),
+            camera_matrix(sim.model, simulation.scene.task_camera, width, height),
             width,
             height,
             str(value(self, "camera_frame_id")),
         )
+        spec = simulation.arm.spec
+        self.get_logger().info(
+            f"{spec.name}: {spec.dof} arm joints, gripper {list(simulation.scene.gripper_joints) or 'none'}, "
+            f"reach {simulation.layout.reach:.2f} m, tolerance {simulation.layout.tolerance * 100:.1f} cm, "
+            f"real_time_factor {self._lock.factor:g}"
+        )
+
+    def activate_node(self) -> None:
+        """Start physics (and the camera); fail clearly when offscreen rendering cannot start."""
         self._render_error: str | None = None
         self._render_ready = threading.Event()
-        self._threads.append(threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True))
+        self.start_worker("physics", self._physics_loop)
         if self._camera_rate > 0.0:
-            self._threads.append(threading.Thread(target=self._render_loop, name="sim-render", daemon=True))
-        for thread in self._threads:
-            thread.start()
-        if self._camera_rate > 0.0:
+            self.start_worker("render", self._render_loop)
             self._render_ready.wait(timeout=30.0)
             if self._render_error:
                 raise ConfigurationError(self._render_error)
         self._publish_object()
-        spec = self.simulation.arm.spec
-        self.get_logger().info(
-            f"{spec.name}: {spec.dof} arm joints, gripper {list(self.simulation.scene.gripper_joints) or 'none'}, "
-            f"reach {self.simulation.layout.reach:.2f} m, tolerance {self.simulation.layout.tolerance * 100:.1f} cm, "
-            f"real_time_factor {self._lock.factor:g}"
-        )
+
+    def teardown_node(self) -> None:
+        for kind, entity in self._entities:
+            getattr(self, f"destroy_{kind}")(entity)
+        self._entities = []
+        self.simulation = None
+
+    def _keep(self, kind: str, entity: Any) -> Any:
+        self._entities.append((kind, entity))
+        return entity
 
     # -- construction ---------------------------------------------------------------------
 
@@ -205,16 +218,20 @@ class SimNode(Node):
         return simulation
 
     def _subscribe_commands(self) -> None:
+        assert self.simulation is not None
         sim = self.simulation.simulator
         names = _list_or_empty(value(self, "position_command_joints")) or list(self.simulation.arm.spec.joint_names)
         self._position_indices = sim.joint_indices([str(n) for n in names])
         position = str(value(self, "position_controller")).strip("/")
         trajectory = str(value(self, "trajectory_controller")).strip("/")
         gripper = str(value(self, "gripper_controller")).strip("/")
-        self.create_subscription(Float64MultiArray, f"/{position}/commands", self._on_positions, 10)
-        self.create_subscription(JointTrajectory, f"/{trajectory}/joint_trajectory", self._on_trajectory, 10)
+        self._keep("subscription", self.create_subscription(
+            Float64MultiArray, f"/{position}/commands", self._on_positions, 10))
+        self._keep("subscription", self.create_subscription(
+            JointTrajectory, f"/{trajectory}/joint_trajectory", self._on_trajectory, 10))
         if self.simulation.scene.gripper_joints:
-            self.create_subscription(Float64MultiArray, f"/{gripper}/commands", self._on_gripper, 10)
+            self._keep("subscription", self.create_subscription(
+                Float64MultiArray, f"/{gripper}/commands", self._on_gripper, 10))
 
     # -- commands and services ------------------------------------------------------------
 
@@ -257,41 +274,29 @@ class SimNode(Node):
 
     # -- physics --------------------------------------------------------------------------
 
-    def _physics_loop(self) -> None:
+    def _physics_loop(self, stop: threading.Event) -> None:
+        """Worker body: step to keep pace with the wall clock, publish the state, until ``stop``."""
+        assert self.simulation is not None
         sim = self.simulation.simulator
         period = 1.0 / float(value(self, "publish_rate_hz"))
         cycle_steps = max(round(period / sim.model.opt.timestep), 1)
         self._lock.restart(sim.time)
         deadline = time.perf_counter()
-        while self._running():
+        while not stop.is_set():
             steps = self._lock.steps_due(sim.time, cycle_steps)
             if steps:
                 started = time.perf_counter()
                 sim.step(steps)
                 self._step_time.add((time.perf_counter() - started) / steps)
             self._lock.record(sim.time)
-            if not self._publishing(self._publish_state):
-                return
+            self._publish_state()
             if self._lock.factor > 0.0:
                 deadline += period
                 delay = deadline - time.perf_counter()
                 if delay > 0.0:
-                    time.sleep(delay)
+                    stop.wait(delay)
                 elif delay < -period:
                     deadline = time.perf_counter()  # fell behind: re-anchor instead of bursting
-
-    def _running(self) -> bool:
-        return not self._stop.is_set() and self.context.ok()
-
-    def _publishing(self, publish: Any, *args: Any) -> bool:
-        """Run ``publish``; False when the node is shutting down (the context goes first on Ctrl-C)."""
-        try:
-            publish(*args)
-            return True
-        except Exception:
-            if self._running():
-                raise
-            return False
 
     def _now_seconds(self) -> float:
         if self._sim_time_stamps:
@@ -327,7 +332,9 @@ class SimNode(Node):
 
     # -- rendering ------------------------------------------------------------------------
 
-    def _render_loop(self) -> None:
+    def _render_loop(self, stop: threading.Event) -> None:
+        """Worker body: render the task camera at its rate, in its own GL context, until ``stop``."""
+        assert self.simulation is not None
         scene = self.simulation.scene
         width, height = self._camera_info.width, self._camera_info.height
         try:
@@ -341,21 +348,21 @@ class SimNode(Node):
         frame = np.empty((height, width, 3), dtype=np.uint8)
         period = 1.0 / self._camera_rate
         deadline = time.perf_counter()
+        simulator = self.simulation.simulator
         try:
-            while self._running():
+            while not stop.is_set():
                 started = time.perf_counter()
-                sim_time = self.simulation.simulator.copy_kinematics(data)
+                sim_time = simulator.copy_kinematics(data)
                 header = Header(stamp=self._stamp(sim_time), frame_id=self._camera_info.header.frame_id)
                 renderer.render(data, scene.task_camera, out=frame)
                 image = array_to_image(frame, "rgb8", header)
                 self._camera_info.header = header
-                if not self._publishing(self._publish_frame, image):
-                    return
+                self._publish_frame(image)
                 self._render_time.add(time.perf_counter() - started)
                 deadline += period / max(self._lock.factor, 1e-9) if self._lock.factor > 0 else period
                 delay = deadline - time.perf_counter()
                 if delay > 0.0:
-                    self._stop.wait(delay)
+                    stop.wait(delay)
                 else:
                     deadline = time.perf_counter()
         finally:
@@ -367,48 +374,33 @@ class SimNode(Node):
 
     # -- reporting ------------------------------------------------------------------------
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+        if self.simulation is None:
+            return OK, self.status, {}, "none"
         rtf = self._lock.measured
         state = self.simulation.simulator.result()
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK
-            if (math.isnan(rtf) or self._lock.factor == 0.0 or rtf > 0.9 * self._lock.factor)
-            else DiagnosticStatus.WARN,
-            name="sim",
-            hardware_id=self.simulation.arm.spec.name,
-            message=f"real-time factor {rtf:.2f}",
-            values=[
-                KeyValue(key=k, value=v)
-                for k, v in (
-                    ("real_time_factor", f"{rtf:.3f}"),
-                    ("target_real_time_factor", f"{self._lock.factor:g}"),
-                    ("sim_time_s", f"{self.simulation.simulator.time:.3f}"),
-                    ("step_us", f"{self._step_time.value * 1e6:.1f}"),
-                    ("render_ms", f"{self._render_time.value * 1e3:.2f}"),
-                    ("episode", str(state.episode)),
-                    ("episode_status", state.message),
-                )
-            ],
-        )
-        self._diagnostics_pub.publish(
-            DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
-        )
+        keeping_up = math.isnan(rtf) or self._lock.factor == 0.0 or rtf > 0.9 * self._lock.factor
+        values: dict[str, object] = {
+            "real_time_factor": f"{rtf:.3f}",
+            "target_real_time_factor": f"{self._lock.factor:g}",
+            "sim_time_s": f"{self.simulation.simulator.time:.3f}",
+            "step_us": f"{self._step_time.value * 1e6:.1f}",
+            "render_ms": f"{self._render_time.value * 1e3:.2f}",
+            "episode": str(state.episode),
+            "episode_status": state.message,
+        }
+        level = OK if keeping_up or not self.active else WARN
+        return level, f"real-time factor {rtf:.2f}", values, self.simulation.arm.spec.name
 
     @property
     def real_time_factor(self) -> float:
-        return self._lock.measured
+        return self._lock.measured if self.simulation is not None else math.nan
 
     def _warn(self, key: str, text: str) -> None:
         now = time.monotonic()
         if now - self._warned.get(key, -math.inf) >= LOG_THROTTLE_S:
             self._warned[key] = now
             self.get_logger().warning(text)
-
-    def destroy_node(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5.0)
-        super().destroy_node()
 
 
 class _Mean:
@@ -422,27 +414,10 @@ class _Mean:
         self.value = sample if self.value == 0.0 else self.value + self._weight * (sample - self.value)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: Sequence[str] | None = None) -> int:
     """Run the sim node (``sim --ros-args --params-file config/sim.yaml -p urdf_path:=...``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except UserError as error:
-        import sys
-
-        print(f"sim: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(SimNode, args, program="sim")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

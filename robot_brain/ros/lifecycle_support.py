@@ -21,6 +21,14 @@ from robot_brain.ros.model_params import value
 if TYPE_CHECKING:
     from robot_brain.embodiment import Arm
 
+#: The robot description parameters every node that needs the arm declares (name, default, description).
+ARM_PARAMETERS: tuple[tuple[str, str, str], ...] = (
+    ("robot_description", "", "URDF XML of the robot (takes precedence over urdf_path)"),
+    ("urdf_path", "", "Robot description file: .urdf or .xacro"),
+    ("base_link", "", "Base link of the arm chain (empty: automatic)"),
+    ("tip_link", "", "Tool link of the arm chain (empty: automatic)"),
+)
+
 
 def arm_from_parameters(node: Node, *, required: bool = True) -> Arm | None:
     """The node's arm from ``robot_description`` or ``urdf_path`` (``None`` if optional and absent).

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 
 from robot_brain.inference.model import LoadedModel, load_model
@@ -30,48 +29,33 @@ def value(node: Node, name: str) -> Any:
     return node.get_parameter(name).value
 
 
-def declare_model_parameters(node: Node, model_default: str, intra_threads: int) -> None:
-    """The model file, its checks, and ONNX Runtime's settings."""
-    declare(
-        node,
-        "model_path",
-        model_default,
-        "ONNX model file, or builtin:reach (the hand-written demo reach controller); empty: none",
+def model_parameters(model_default: str, intra_threads: int) -> tuple[tuple[str, Any, str], ...]:
+    """The model file, its checks, and ONNX Runtime's settings: (name, default, description)."""
+    return (
+        (
+            "model_path",
+            model_default,
+            "ONNX model file, or builtin:reach (the hand-written demo reach controller); empty: none",
+        ),
+        ("model_sha256", "", "Expected SHA-256 of the model file (hex); empty: not checked"),
+        ("contract_path", "", "YAML/JSON sidecar that supplies or overrides the model's contract"),
+        (
+            "providers",
+            ["auto"],
+            "ONNX Runtime execution providers: [auto] (TensorRT, CUDA, CPU) or a list, e.g. [cuda, cpu]",
+        ),
+        ("device_id", 0, "GPU index for CUDA/TensorRT"),
+        ("intra_op_threads", intra_threads, "ONNX Runtime intra-op threads (0: one per physical core)"),
+        ("inter_op_threads", 0, "ONNX Runtime inter-op threads (0: default)"),
+        ("trt_cache_dir", "", "TensorRT engine cache folder (empty: ~/.cache/robot_brain/tensorrt)"),
+        ("trt_fp16", False, "Let TensorRT build FP16 engines"),
+        (
+            "cudnn_conv_algo_search",
+            "HEURISTIC",
+            "cuDNN convolution algorithm search: HEURISTIC (predictable start-up), EXHAUSTIVE or DEFAULT",
+        ),
+        ("warmup_runs", 3, "Inference runs at configure time (first CUDA/TensorRT runs are slow)"),
     )
-    declare(node, "model_sha256", "", "Expected SHA-256 of the model file (hex); empty: not checked")
-    declare(node, "contract_path", "", "YAML/JSON sidecar that supplies or overrides the model's contract")
-    declare(
-        node,
-        "providers",
-        ["auto"],
-        "ONNX Runtime execution providers: [auto] (TensorRT, CUDA, CPU) or a list, e.g. [cuda, cpu]",
-    )
-    declare(node, "device_id", 0, "GPU index for CUDA/TensorRT")
-    declare(node, "intra_op_threads", intra_threads, "ONNX Runtime intra-op threads (0: one per physical core)")
-    declare(node, "inter_op_threads", 0, "ONNX Runtime inter-op threads (0: default)")
-    declare(node, "trt_cache_dir", "", "TensorRT engine cache folder (empty: ~/.cache/robot_brain/tensorrt)")
-    declare(node, "trt_fp16", False, "Let TensorRT build FP16 engines")
-    declare(
-        node,
-        "cudnn_conv_algo_search",
-        "HEURISTIC",
-        "cuDNN convolution algorithm search: HEURISTIC (predictable start-up), EXHAUSTIVE or DEFAULT",
-    )
-    declare(node, "warmup_runs", 3, "Inference runs at configure time (first CUDA/TensorRT runs are slow)")
-    declare(
-        node,
-        "autostart",
-        False,
-        "Configure and activate at start-up (no lifecycle manager needed; ros2cli is not installable here)",
-    )
-
-
-def autostart(node: LifecycleNode) -> None:
-    """Configure then activate the node when its ``autostart`` parameter is true (failures are logged)."""
-    if not value(node, "autostart"):
-        return
-    if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-        node.trigger_activate()
 
 
 def runtime_options(node: Node) -> RuntimeOptions:

@@ -47,7 +47,9 @@ class JointStateIndexer:
         return index
 
     def positions(self, msg: JointState) -> np.ndarray:
-        """Positions in this indexer's order (float64)."""
+        """Positions in this indexer's order (float64); ValueError for missing joints or a short array."""
+        if len(msg.position) != len(msg.name):
+            raise ValueError(f"joint_states: {len(msg.name)} names but {len(msg.position)} positions")
         return np.asarray(msg.position, dtype=np.float64)[self._index(msg.name)]
 
     def velocities(self, msg: JointState) -> np.ndarray:

@@ -23,6 +23,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_brain.embodiment.catalog import bundled_arm_path
 from robot_brain.nodes.sim import SimNode
+from robot_brain.ros.node_skeleton import autostart
 
 pytestmark = pytest.mark.dds
 
@@ -83,6 +84,7 @@ def panda_sim() -> Iterator[tuple[SimNode, Probe]]:
         Parameter("camera_height", value=120),
         Parameter("camera_rate_hz", value=10.0),
     ])
+    assert autostart(sim), sim.startup_error  # what the sim's process does at start (autostart defaults to true)
     probe = Probe(rclpy.create_node("sim_probe"))
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(sim)
