@@ -5,7 +5,7 @@
 # inputs (requirements/*.txt; setup.py & the data files pip copies; msg/ & its build tool), so
 # a second `make test` skips straight to the tests and any edit re-runs only its own step.
 #
-#   make install   venv + pinned requirements + `pip install -e .` + robot_brain_msgs
+#   make install   venv + pinned requirements + `pip install -e .` (+ ament index links) + robot_brain_msgs
 #   make test      ruff, then pytest over test/ (pytest's exit status is make's)
 #   make demo      the demo command (DEMO_CMD)
 #   make bench     every bench/*.py
@@ -30,7 +30,7 @@ content_hash = $(shell find $(1) -type f ! -name '*.pyc' ! -path '*/__pycache__/
 	| LC_ALL=C sort | xargs -r sha256sum | sha256sum | cut -c1-16)
 
 DEPS_STAMP := $(VENV)/.stamp-deps-$(call content_hash,requirements)
-PKG_STAMP := $(VENV)/.stamp-pkg-$(call content_hash,setup.py setup.cfg package.xml resource launch config)
+PKG_STAMP := $(VENV)/.stamp-pkg-$(call content_hash,setup.py setup.cfg package.xml resource launch config tools/ament_package.py)
 MSGS_STAMP := $(VENV)/.stamp-msgs-$(call content_hash,msg tools/build_interfaces.py)
 
 # The main job: the whole brain on the simulated Panda (sim, perception, policy, controller).
@@ -57,9 +57,14 @@ $(DEPS_STAMP): | $(VPY)
 
 # No build isolation: setuptools comes pinned from requirements/build.txt, and no index
 # round trip is needed to re-install after an edit of setup.py or the data files.
+# An editable install writes none of setup.py's data_files: tools/ament_package.py then links
+# the ament index entry, share/robot_brain/{package.xml,launch,config} and
+# lib/robot_brain/<executables> into the venv, where get_package_share_directory and
+# launch_ros look (what colcon's install step does).
 $(PKG_STAMP): $(DEPS_STAMP)
 	rm -f $(VENV)/.stamp-pkg-*
 	$(PIP) install --no-build-isolation --no-deps -c $(CONSTRAINTS) -e .
+	$(VPY) tools/ament_package.py --prefix $(VENV)
 	touch $@
 
 $(MSGS_STAMP): $(DEPS_STAMP)
