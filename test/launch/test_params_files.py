@@ -112,12 +112,13 @@ def test_a_preset_with_yaml_anchors_still_gives_rcl_readable_files(tmp_path: Pat
     _check_plan_files(sim_plan(robot), tmp_path)
 
 
-def test_values_rcl_cannot_hold_are_one_line_errors(capsys) -> None:
+def test_values_rcl_cannot_hold_are_one_line_errors(tmp_path: Path, capsys) -> None:
     with pytest.raises(ConfigurationError, match=r"parameter 'home': expected a non-empty list"):
         dump_params_yaml({"/**": {"ros__parameters": {"home": []}}})
     with pytest.raises(ConfigurationError, match=r"parameter 'mixed': expected a list of one type"):
         dump_params_yaml({"/**": {"ros__parameters": {"mixed": [1, "a"]}}})
-    assert main(["up", "--robot", "xarm6", "--sim", "--dry-run", "--param", "sim.home=[]"]) == 2
+    assert main(["up", "--robot", "xarm6", "--sim", "--dry-run", "--params-dir", str(tmp_path), "--param",
+                 "sim.home=[]"]) == 2
     assert "parameter 'home': expected a non-empty list" in capsys.readouterr().err
 
 

@@ -71,10 +71,10 @@ def test_the_demo_command_reuses_the_plans_arm_and_layout() -> None:
     assert not called & {"load", "load_arm", "load_description", "compute_layout"}
 
 
-def test_robot_brain_up_prints_each_warning_once(urdf_without_velocity_limits: Path) -> None:
+def test_robot_brain_up_prints_each_warning_once(urdf_without_velocity_limits: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "robot_brain.cli.main", "up", "--sim", "--urdf", str(urdf_without_velocity_limits),
-         "--dry-run"],
+         "--dry-run", "--params-dir", str(tmp_path / "params")],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -13,8 +13,8 @@ from robot_brain.cli.up import NodeProcesses
 LOOP = "import sys, time\nprint('ready', flush=True)\nwhile True: time.sleep(0.05)"
 
 
-def test_dry_run_prints_one_command_per_node(capsys) -> None:
-    assert main(["up", "--sim", "--robot", "xarm6", "--dry-run"]) == 0
+def test_dry_run_prints_one_command_per_node(tmp_path, capsys) -> None:
+    assert main(["up", "--sim", "--robot", "xarm6", "--dry-run", "--params-dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["sim", "perception", "policy", "arm_controller"]
     assert all("--ros-args" in line and "--params-file" in line for line in lines)
