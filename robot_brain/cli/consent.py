@@ -112,9 +112,8 @@ def _print_warnings(registry: ConsentRegistry) -> None:
 
 def _enroll(args: argparse.Namespace) -> int:
     registry = _registry(args)
-    now = utc_now()
-    expires = parse_expiry(args.expires, now=now) if args.expires else None
-    enrollment = registry.enroll(args.operator, args.scope, expires_at=expires, now=now)
+    expires = parse_expiry(args.expires) if args.expires else None
+    enrollment = registry.enroll(args.operator, args.scope, expires_at=expires)  # granted "now", under the lock
     _print_warnings(registry)
     consent = enrollment.consent
     status = "enrolled" if enrollment.new_operator else "renewed the consent of"

@@ -359,7 +359,7 @@ def _verify_locked(layout: DataLayout) -> AuditCheck:
             else:
                 problems.append(
                     (
-                        number,
+                        number - 1,
                         f"{name} line {number - 1} (entry {previous_seq}) was edited: its SHA-256 is not the prev "
                         f"recorded by entry {entry.seq} on line {number}",
                     )

@@ -864,12 +864,14 @@ class ConsentRegistry:
         normalized = normalize_name(name)
         chosen = parse_scopes(scopes)
         first_warning = len(self.warnings)
-        moment = require_aware(now, "now") if now is not None else utc_now()
+        given_now = require_aware(now, "now") if now is not None else None
         expiry = require_aware(expires_at, "expires_at") if expires_at is not None else None
-        if expiry is not None and expiry <= moment:
-            raise ConsentError(f"expiry {format_time(expiry)} is not after the grant time {format_time(moment)}")
         self._begin_write()
         with exclusive_lock(self.layout.lock_path):
+            # The clock is read under the lock, so grants are ordered as they are applied.
+            moment = given_now or utc_now()
+            if expiry is not None and expiry <= moment:
+                raise ConsentError(f"expiry {format_time(expiry)} is not after the grant time {format_time(moment)}")
             state = self._load(fresh=True)
             if not state.exists:
                 self._write(state)  # an empty registry first: a crash later never leaves grants without one
@@ -885,6 +887,11 @@ class ConsentRegistry:
                         f"pseudonym {pseudonym} already belongs to another enrolled operator (a 64-bit collision); "
                         "enrol this person under a distinguishing name"
                     )
+            if existing is not None and existing.consents and existing.consents[-1].granted_at > moment:
+                raise ConsentError(
+                    f"cannot enrol {existing.pseudonym} at {format_time(moment)}: a later consent "
+                    f"({existing.consents[-1].consent_id}) already exists"
+                )
             consent_id = "c-" + secrets.token_hex(8)
             current = existing.consent_at(moment) if existing else None
             record = ConsentRecord(consent_id, pseudonym, chosen, moment, expiry)
@@ -932,11 +939,12 @@ class ConsentRegistry:
         if non_human_kind(operator) is not None:
             raise ConsentError(f"operator '{operator}' is not a person: non-human operators need no consent")
         chosen = parse_scopes(scopes) if scopes is not None else SCOPES
-        moment = require_aware(now, "now") if now is not None else utc_now()
+        given_now = require_aware(now, "now") if now is not None else None
         if not self._load().exists:
             raise self._unknown(operator)
         self._begin_write()
         with exclusive_lock(self.layout.lock_path):
+            moment = given_now or utc_now()
             state = self._load(fresh=True)
             found = state.find(operator)
             if found is None:
@@ -972,11 +980,12 @@ class ConsentRegistry:
         """
         if non_human_kind(operator) is not None:
             raise ConsentError(f"operator '{operator}' is not a person: there is no name to forget")
-        moment = require_aware(now, "now") if now is not None else utc_now()
+        given_now = require_aware(now, "now") if now is not None else None
         if not self._load().exists:
             raise self._unknown(operator)
         self._begin_write()
         with exclusive_lock(self.layout.lock_path):
+            moment = given_now or utc_now()
             state = self._load(fresh=True)
             found = state.find(operator)
             if found is None:

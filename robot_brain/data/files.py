@@ -103,8 +103,10 @@ def append_line_durable(path: str | os.PathLike[str], line: bytes, *, mode: int 
     """Append one line (``line`` must end with ``\\n``) with a single write, then fsync it.
 
     One ``write`` on an ``O_APPEND`` descriptor never interleaves with another appender's, and
-    the fsync makes the line survive a crash before this returns. A short write (full disk)
-    raises :class:`DataFileError`; the lines before it are untouched.
+    the fsync makes the line survive a crash before this returns. A failed or short write (full
+    disk) is cut off again and raises :class:`DataFileError`; the lines before it are untouched.
+    Callers that append concurrently to one file hold a lock (the truncation assumes no other
+    appender is mid-write).
     """
     target = Path(path)
     if not line.endswith(b"\n") or b"\n" in line[:-1]:
@@ -115,10 +117,20 @@ def append_line_durable(path: str | os.PathLike[str], line: bytes, *, mode: int 
     except OSError as error:
         raise DataFileError(f"cannot open {target} for appending: {_reason(error)}") from error
     try:
-        written = os.write(descriptor, line)
-        if written != len(line):
-            raise DataFileError(f"cannot append to {target}: only {written} of {len(line)} bytes were written")
-        os.fsync(descriptor)
+        size_before = os.fstat(descriptor).st_size
+        try:
+            written = os.write(descriptor, line)
+            if written != len(line):
+                raise DataFileError(
+                    f"cannot append to {target}: only {written} of {len(line)} bytes were written (disk full?)"
+                )
+            os.fsync(descriptor)
+        except (OSError, DataFileError):
+            # Never leave a torn line behind: the lines before it must stay a valid log.
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, size_before)
+                os.fsync(descriptor)
+            raise
     except OSError as error:
         raise DataFileError(f"cannot append to {target}: {_reason(error)}") from error
     finally:
