@@ -231,7 +231,7 @@ class LeRobotWriter:
     # -- input checks ------------------------------------------------------------------------
 
     def _prepare_columns(self, columns: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
-        expected = [k for k in data_keys(self.user_features)]
+        expected = data_keys(self.user_features)
         missing = [k for k in expected if k not in columns]
         extra = [k for k in columns if k not in expected]
         if missing or extra:
@@ -254,6 +254,10 @@ class LeRobotWriter:
                 or (target.kind == "f" and array.dtype.kind in "iub")
             ):
                 raise DatasetFormatError(f"column {key!r}: expected {target} values, found {array.dtype}")
+            if target.kind in "iu" and array.size:
+                limits = np.iinfo(target)
+                if array.min() < limits.min or array.max() > limits.max:
+                    raise DatasetFormatError(f"column {key!r}: values outside the range of {target}")
             converted = array.astype(target)
             if target.kind == "f" and not np.isfinite(converted).all():
                 frame = int(np.flatnonzero(~np.isfinite(converted).all(axis=1))[0])
