@@ -167,8 +167,8 @@ class EpisodeStore:
     """The episodes under one data root: start, list, recover, read.
 
     ``data_root`` is the data factory's root (a path, or a ``DataLayout`` from
-    ``robot_brain.data.paths``); episodes live in its ``episodes/`` folder. Nothing is created until an episode
-    starts or a recovery has something to write.
+    ``robot_brain.data.paths``); episodes live in its ``episodes/`` folder. Nothing is
+    created until an episode starts or a recovery has something to write.
     """
 
     def __init__(self, data_root: Path | str | DataLayout, typestore: Typestore | None = None) -> None:
@@ -241,8 +241,8 @@ class EpisodeStore:
                     continue
             except OSError as error:
                 raise storage_error(error, "creating the lock file", lock.path) from None
-            bag = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
             try:
+                bag = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
                 bag.open()
             except WriterError:  # another process took the id between our check and the mkdir
                 lock.release()
@@ -286,14 +286,16 @@ class EpisodeStore:
         entries = []
         for episode_id in self.episode_ids():
             path = self.episodes_dir / episode_id
-            manifest, error = None, None
+            manifest, error, live = None, None, self.is_live(episode_id)
             try:
                 manifest = load_manifest(path / MANIFEST_NAME)
             except ManifestError as problem:
+                if live:
+                    continue  # being created this very moment: its manifest is a few writes away
                 error = str(problem)
             if manifest is not None and manifest.state == STATE_DISCARDED and not include_discarded:
                 continue
-            entries.append(EpisodeEntry(episode_id, path, manifest, self.is_live(episode_id), error))
+            entries.append(EpisodeEntry(episode_id, path, manifest, live, error))
         return sorted(entries, key=lambda e: (e.episode_id[:15], e.manifest.start_time_ns if e.manifest else 0))
 
     def open_episode(self, episode_id: str) -> EpisodeReader:
@@ -342,6 +344,9 @@ class EpisodeStore:
         except (OSError, DataFileError) as error:
             problem = storage_error(error, "recovery: writing", path)
             return RecoveryResult(episode_id, "failed", 0, f"{problem}; left as it was, retried at the next scan")
+        except Exception as error:  # one unsalvageable episode must not stop the scan of the others
+            detail = f"recovery stopped on {type(error).__name__}: {' '.join(str(error).split())[:200]}"
+            return RecoveryResult(episode_id, "failed", 0, f"{detail}; left as it was, retried at the next scan")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             lock.release()
@@ -446,7 +451,7 @@ class EpisodeStore:
     def _mark_incomplete(path: Path, manifest: EpisodeManifest, reason: str) -> RecoveryResult:
         result = copy.deepcopy(manifest)
         result.state = STATE_INCOMPLETE
-        result.error = reason
+        result.error = reason if not manifest.error else f"{reason}; the recorder had reported: {manifest.error}"
         for record in result.topics.values():
             record.count, record.first_ns, record.last_ns = 0, None, None
         write_manifest(path, result)

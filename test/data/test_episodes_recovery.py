@@ -16,7 +16,15 @@ import pytest
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rosbags.rosbag2 import Reader
-from test_episodes_support import IMAGES, JOINT_STATES, image_pixels, joint_positions, provenance, write_joint_states
+from test_episodes_support import (
+    IMAGES,
+    JOINT_STATES,
+    image_pixels,
+    joint_positions,
+    joint_state_cdr,
+    provenance,
+    write_joint_states,
+)
 
 from robot_brain.data.episodes import DAMAGED_SUFFIX, EpisodeStateError, EpisodeStore, EpisodeWriter
 from robot_brain.data.manifest import MANIFEST_NAME, load_manifest, write_manifest
@@ -63,13 +71,14 @@ def test_kill_9_mid_episode_keeps_earlier_episodes_and_recovers_the_partial_one(
     joints, images = manifest.topics[JOINT_STATES.name], manifest.topics[IMAGES.name]
     assert result.messages == joints.count + images.count == manifest.recovery.messages
     # The loss window: at most the 0.25 s flush interval (plus scheduling slack) of the newest messages.
-    assert 0 < joints.count <= written["joint_states"] and 0 < images.count <= written["images"]
+    assert 0 < joints.count <= written["joint_states"]
     assert max(joints.last_ns, images.last_ns) >= written["last_ns"] - 600_000_000
     # What was recovered is exactly what was written, from the first message on.
     values = _joint_values(store, started["live"])
     assert values == [joint_positions(index).tolist() for index in range(joints.count)]
     with store.open_episode(started["live"]) as episode:
         frames = [m.message for m in episode.messages([IMAGES.name])]
+    assert len(frames) == written["images"] == 12
     assert bytes(frames[-1].data) == image_pixels(len(frames) - 1, 480, 640).tobytes()
     # The rebuilt bag is a normal one for other readers too; the damaged original is kept beside it.
     path = store.episode_dir(started["live"])
@@ -93,8 +102,6 @@ def _abandoned_episode(store: EpisodeStore, flushes: int, per_flush: int) -> Epi
     for batch in range(flushes):
         for index in range(batch * per_flush, (batch + 1) * per_flush):
             stamp = 1_000_000_000 + index * 2_000_000
-            from test_episodes_support import joint_state_cdr
-
             writer.write(JOINT_STATES.name, stamp, joint_state_cdr(index, stamp))
         writer.flush()
     writer.abandon()
@@ -215,6 +222,21 @@ def test_full_disk_ends_the_episode_with_a_clear_error_and_keeps_everything_reco
     ]
     salvaged = [r for r in McapSalvager(bag.with_name(bag.name + DAMAGED_SUFFIX)).records()]
     assert sum(isinstance(r, SalvagedMessage) for r in salvaged) == frames
+
+
+def test_a_recovery_that_runs_out_of_disk_leaves_the_episode_as_it_was(tmp_path: Path) -> None:
+    store = EpisodeStore(tmp_path)
+    writer = _abandoned_episode(store, flushes=4, per_flush=500)  # about 650 kB of joint states
+    original = writer.bag_path.read_bytes()
+    child = _child("recover-limited", str(tmp_path), "100000")
+    output, errors = child.communicate(timeout=120)
+    assert child.returncode == 0, errors
+    [result] = json.loads(output)
+    assert result["outcome"] == "failed" and "EFBIG" in result["detail"] and "retried" in result["detail"]
+    assert writer.bag_path.read_bytes() == original and load_manifest(writer.path).state == "recording"
+    assert not (store.episodes_dir / ".recovering" / writer.episode_id).exists()
+    [retry] = store.recover()
+    assert retry.outcome == "recovered" and retry.messages == 2000
 
 
 def test_the_manifest_on_disk_during_recording_says_recording(tmp_path: Path) -> None:

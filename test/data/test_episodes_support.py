@@ -8,6 +8,7 @@ Run as a script, this module is the child process of the crash and full-disk tes
 
     python test_episodes_support.py crash DATA_ROOT      # two episodes, then a third until killed
     python test_episodes_support.py disk-full DATA_ROOT LIMIT_BYTES
+    python test_episodes_support.py recover-limited DATA_ROOT LIMIT_BYTES
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def write_joint_states(writer, count: int, start_ns: int = 1_000_000_000, period
 
 
 def _crash_child(root: Path) -> None:
-    """Two complete episodes, then a third written in real time (500 Hz joints, 30 Hz images) until killed."""
+    """Two complete episodes, then a third in real time (500 Hz joints, 30 Hz 640x480 images for 0.4 s) until killed."""
     store = EpisodeStore(root)
     finished = []
     for episode in range(2):
@@ -151,13 +152,15 @@ def _crash_child(root: Path) -> None:
     print(json.dumps({"finished": finished, "live": writer.episode_id}), flush=True)
     started = time.monotonic()
     joint_index = image_index = 0
-    while time.monotonic() - started < 1.0:
+    while time.monotonic() - started < 1.2:
         elapsed = time.monotonic() - started
         while joint_index * 0.002 <= elapsed:
             stamp = time.time_ns()
             writer.write(JOINT_STATES.name, stamp, joint_state_cdr(joint_index, stamp))
             joint_index += 1
-        if image_index / 30 <= elapsed:
+        # The camera stops after 0.4 s: from then on only the time-based flush closes chunks
+        # (rosbags alone would wait for 1 MiB, some 7 s of joint states).
+        if image_index / 30 <= elapsed < 0.4:
             stamp = time.time_ns()
             writer.write(IMAGES.name, stamp, image_cdr(image_index, stamp, 480, 640))
             image_index += 1
@@ -205,11 +208,21 @@ def _disk_full_child(root: Path, limit: int) -> None:
     print(json.dumps({"first": first, "second": writer.episode_id, "written": written, **outcome}), flush=True)
 
 
+def _recover_limited_child(root: Path, limit: int) -> None:
+    """A recovery scan under a file-size limit too small for the rebuilt bag."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    results = EpisodeStore(root).recover()
+    print(json.dumps([{"outcome": r.outcome, "detail": r.detail} for r in results]), flush=True)
+
+
 if __name__ == "__main__":
     mode, data_root = sys.argv[1], Path(sys.argv[2])
     if mode == "crash":
         _crash_child(data_root)
     elif mode == "disk-full":
         _disk_full_child(data_root, int(sys.argv[3]))
+    elif mode == "recover-limited":
+        _recover_limited_child(data_root, int(sys.argv[3]))
     else:
         raise SystemExit(f"unknown mode {mode}")
