@@ -149,6 +149,7 @@ class ArmControllerNode(BrainNode):
         self._joint_states: Any = None
         self._overshoot = 0.0
         self._overshoot_cap = 2.5e-4
+        self._joint_states_ignored = 0
         super().__init__("arm_controller", **kwargs)
         self._estopped = self.create_publisher(Bool, "~/estopped", LATCHED)
         self._estopped.publish(Bool(data=False))
@@ -409,6 +410,7 @@ class ArmControllerNode(BrainNode):
         try:
             positions = self._indexer.positions(msg)
         except (ValueError, IndexError) as error:
+            self._joint_states_ignored += 1  # counted with the core's non-finite/wrong-size rejections
             self.get_logger().warning(f"joint state ignored: {error}", throttle_duration_sec=LOG_THROTTLE_S)
             return
         controller.on_joint_state(positions, self._loop_time(msg.header.stamp), time.monotonic())
@@ -507,7 +509,7 @@ class ArmControllerNode(BrainNode):
             counters = controller.counters
             values.update({key: val for key, val in vars(counters).items() if not isinstance(val, dict)})
             values.update({f"rejected_{key}": val for key, val in counters.chunks_rejected.items()})
-            values["joint_states_rejected"] = controller.state.rejected
+            values["joint_states_rejected"] = controller.state.rejected + self._joint_states_ignored
             if self._slow_lane is not None:
                 values.update(self._slow_lane.counts())
             if loop.error is not None:
