@@ -1,12 +1,14 @@
 """Lock-protected hand-over between the ROS callbacks and the control loop's thread (ROS-free).
 
 Callbacks (executor thread) write; the loop reads the latest value without ever waiting
-on DDS. Each lock is held only for a copy of a few numbers, so the loop never blocks for
-longer than a callback's assignment.
+on DDS. Writers publish an immutable object with one reference assignment (atomic in
+CPython), so the loop's reads take no lock and allocate nothing; locks only guard the
+writers' own bookkeeping (history, FIFO), each held for a few assignments.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -19,11 +21,20 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class StateSample:
-    """Arm joint positions (arm order), the time they were measured and the time they arrived (loop clock)."""
+    """Arm joint positions (arm order), the time they were measured and the time they arrived (loop clock).
+
+    ``values`` holds the same positions as Python floats, converted once on arrival so the
+    control loop's scalar code reads them without a conversion per cycle.
+    """
 
     positions: np.ndarray
     stamp: float
     received: float
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            object.__setattr__(self, "values", tuple(self.positions.tolist()))
 
 
 class StateBuffer:
@@ -41,15 +52,16 @@ class StateBuffer:
         if positions.shape != (self.dof,) or not np.isfinite(positions).all():
             self.rejected += 1
             return False
-        sample = StateSample(positions, stamp, received)
+        # A copy: the caller may reuse its array (the controller's own command, a message buffer).
+        sample = StateSample(np.array(positions, dtype=float), stamp, received)
         with self._lock:
             self._latest = sample
             self._history.append(sample)
         return True
 
     def latest(self) -> StateSample | None:
-        with self._lock:
-            return self._latest
+        """The newest sample (lock-free: one reference read; the sample is immutable)."""
+        return self._latest
 
     def at(self, t: float) -> np.ndarray | None:
         """The measurement closest to (and preferably not after) time ``t``; the oldest one if ``t`` is older."""
@@ -66,29 +78,27 @@ class StateBuffer:
 
 
 class Latest(Generic[T]):
-    """The most recent value of something (a teleop twist, a converted chunk) and when it arrived."""
+    """The most recent value of something (a teleop twist, a gripper request) and when it arrived.
+
+    The value, its arrival time and a sequence number are published together as one tuple,
+    so :meth:`get` is a lock-free read that allocates nothing.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._value: T | None = None
-        self._received = -np.inf
-        self._sequence = 0
+        self._entry: tuple[T | None, float, int] = (None, -math.inf, 0)
 
     def put(self, value: T, received: float) -> None:
         with self._lock:
-            self._value = value
-            self._received = received
-            self._sequence += 1
+            self._entry = (value, received, self._entry[2] + 1)
 
     def get(self) -> tuple[T | None, float, int]:
         """(value, arrival time, sequence number); the sequence tells the reader whether it is new."""
-        with self._lock:
-            return self._value, self._received, self._sequence
+        return self._entry
 
     def clear(self) -> None:
         with self._lock:
-            self._value = None
-            self._received = -np.inf
+            self._entry = (None, -math.inf, self._entry[2])
 
 
 class Inbox(Generic[T]):
@@ -104,6 +114,11 @@ class Inbox(Generic[T]):
             if len(self._items) == self._items.maxlen:
                 self.overflowed += 1
             self._items.append(item)
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything waits (lock-free: the loop checks this every cycle, takes only when true)."""
+        return bool(self._items)
 
     def take(self) -> list[T]:
         with self._lock:

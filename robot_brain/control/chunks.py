@@ -108,6 +108,16 @@ def validate(chunk: RawChunk, joint_count: int, max_dt: float = 1.0) -> np.ndarr
     return values
 
 
+def distinct_floats(count: int) -> list[float]:
+    """``count`` zeros that are distinct float objects, for a buffer the control loop overwrites.
+
+    ``[0.0] * count`` repeats one shared constant: the first write of each entry then keeps a
+    new float alive (an allocation in the loop, a chunk's first sample), while overwriting a
+    float the buffer alone holds frees one for each one stored.
+    """
+    return [index * 0.0 for index in range(count)]
+
+
 def first_kept_waypoint(stamp: float, dt: float, horizon: int, now: float) -> int:
     """Index of the first waypoint to keep: the last one not after ``now`` (never past the last one)."""
     elapsed = math.floor((now - stamp) / dt)
@@ -119,7 +129,9 @@ class JointChunk:
     """A chunk converted to joint space: waypoint times (loop clock) and joint positions.
 
     ``values`` has one row per waypoint: the arm joints, then the gripper channel when
-    ``has_gripper``. After the last waypoint the chunk holds its last value.
+    ``has_gripper``. After the last waypoint the chunk holds its last value. ``arrival`` is
+    when the chunk takes effect (its blend starts there); ``received`` when it reached the
+    controller (the chunk watchdog's clock; ``None``: same as ``arrival``).
     """
 
     times: np.ndarray
@@ -129,10 +141,13 @@ class JointChunk:
     arrival: float
     space: str = "joint_position"
     interpolation: str = "cubic"
+    received: float | None = None
     _times: list[float] = field(init=False, repr=False)
-    _coefficients: np.ndarray = field(init=False, repr=False)
+    _polynomials: list[tuple[list[float], list[float], list[float], list[float]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.received is None:
+            self.received = self.arrival
         self._times = self.times.tolist()
         count = len(self._times)
         tangents = np.zeros_like(self.values)
@@ -140,30 +155,58 @@ class JointChunk:
             # Catmull-Rom tangents inside; the last tangent is 0 so an unreplaced chunk comes to rest.
             tangents[1:-1] = (self.values[2:] - self.values[:-2]) / (self.times[2:] - self.times[:-2])[:, None]
             tangents[0] = (self.values[1] - self.values[0]) / (self.times[1] - self.times[0])
-        # Per segment, the polynomial in s = (t - t_i) / h as rows [1, s, s², s³]: sampling is then
-        # one small dot product per period (the hot path), not a dozen array operations.
+        # Per segment, the polynomial in s = (t - t_i) / h, coefficients of 1, s, s², s³ as lists of
+        # floats: sampling is then plain float arithmetic into a reused buffer (the hot path).
         a, b = self.values[:-1], self.values[1:]
         h = np.diff(self.times)[:, None]
         m0, m1 = h * tangents[:-1], h * tangents[1:]
         if self.interpolation == "linear":
-            self._coefficients = np.stack((a, b - a, np.zeros_like(a), np.zeros_like(a)), axis=1)
+            coefficients = (a, b - a, np.zeros_like(a), np.zeros_like(a))
         else:
-            self._coefficients = np.stack((a, m0, 3 * (b - a) - 2 * m0 - m1, 2 * (a - b) + m0 + m1), axis=1)
+            coefficients = (a, m0, 3 * (b - a) - 2 * m0 - m1, 2 * (a - b) + m0 + m1)
+        self._polynomials = [
+            (c0, c1, c2, c3) for c0, c1, c2, c3 in zip(*(c.tolist() for c in coefficients), strict=True)
+        ]
+        self._first: list[float] = self.values[0].tolist()
+        self._last: list[float] = self.values[-1].tolist()
+        self.width: int = int(self.values.shape[1])
+        self._out = distinct_floats(self.width)
+        self._sampled_at = math.nan
 
     @property
     def end(self) -> float:
         return self._times[-1]
 
     def sample(self, t: float) -> np.ndarray:
-        """The interpolated waypoint value at loop time ``t`` (held outside the chunk's span)."""
+        """The interpolated waypoint value at loop time ``t`` (held outside the chunk's span), as a new array."""
+        return np.array(self.sample_values(t))
+
+    def sample_values(self, t: float) -> list[float]:
+        """The value at ``t`` in this chunk's own buffer (overwritten by the next call at another time).
+
+        Allocates nothing: the control loop samples every period.
+        """
+        out = self._out
+        if t == self._sampled_at:
+            return out
+        self._sampled_at = t
         times = self._times
-        if t <= times[0]:
-            return self.values[0]
-        if t >= times[-1]:
-            return self.values[-1]
+        width = self.width
+        if t <= times[0] or t >= times[-1]:
+            row = self._first if t <= times[0] else self._last
+            j = 0
+            while j < width:  # not ``for``: its iterator would be an allocation per period
+                out[j] = row[j]
+                j += 1
+            return out
         i = bisect.bisect_right(times, t) - 1
         s = (t - times[i]) / (times[i + 1] - times[i])
-        return np.dot((1.0, s, s * s, s * s * s), self._coefficients[i])
+        c0, c1, c2, c3 = self._polynomials[i]
+        j = 0
+        while j < width:
+            out[j] = c0[j] + s * (c1[j] + s * (c2[j] + s * c3[j]))
+            j += 1
+        return out
 
 
 @dataclass
@@ -173,6 +216,7 @@ class _Layer:
     chunks: list[JointChunk]
     weights: list[float]
     start: float
+    value: list[float] = field(default_factory=list)
 
 
 class Blender:
@@ -181,7 +225,8 @@ class Blender:
     Used only by the control loop's thread. Every accepted chunk opens a *layer*; the output
     at ``t`` folds the layers oldest to newest, each cross-fading from what came before. A
     layer fully faded in makes all older ones irrelevant, so they are pruned and at most a
-    few layers are alive at once.
+    few layers are alive at once. :meth:`sample_into` allocates nothing (the loop's path);
+    :meth:`sample` returns a new array.
     """
 
     def __init__(
@@ -200,7 +245,7 @@ class Blender:
         self.ensemble_decay = ensemble_decay
         self.max_chunks = max_chunks
         self._layers: list[_Layer] = []
-        self._samples: dict[int, np.ndarray] = {}
+        self._out: list[float] = []
 
     @property
     def active(self) -> bool:
@@ -227,49 +272,90 @@ class Blender:
         kept = [c for c in previous.chunks if c.end > chunk.arrival][-(self.max_chunks - 1) :]
         chunks = [*kept, chunk]
         weights = [math.exp(self.ensemble_decay * (c.stamp - chunk.stamp)) for c in chunks]
-        self._layers.append(_Layer(chunks, weights, chunk.arrival))
+        self._layers.append(_Layer(chunks, weights, chunk.arrival, distinct_floats(chunk.width)))
 
     def sample(self, t: float) -> np.ndarray | None:
-        """The blended target at loop time ``t`` (None when no chunk was ever added)."""
+        """The blended target at loop time ``t`` as a new array (None when no chunk was ever added)."""
         if not self._layers:
             return None
+        width = self._layers[-1].chunks[-1].width
+        if len(self._out) != width:
+            self._out = [0.0] * width
+        self.sample_into(t, self._out)
+        return np.array(self._out)
+
+    def sample_into(self, t: float, out: list[float]) -> bool:
+        """Write the blended target at ``t`` into ``out`` (one entry per chunk column); False when empty."""
+        layers = self._layers
+        if not layers:
+            return False
         self._prune(t)
-        self._samples.clear()
-        value = self._layer_value(self._layers[0], t)
-        for layer in self._layers[1:]:
+        width = len(out)
+        value = self._layer_value(layers[0], t)
+        j = 0
+        while j < width:  # while loops: a ``for`` loop's iterator is an allocation per period
+            out[j] = value[j]
+            j += 1
+        count = len(layers)
+        index = 1
+        while index < count:
+            layer = layers[index]
+            index += 1
             alpha = (t - layer.start) / self.blend_time
             if alpha <= 0.0:
                 continue
-            value = value + min(alpha, 1.0) * (self._layer_value(layer, t) - value)
-        return value
+            if alpha > 1.0:
+                alpha = 1.0
+            value = self._layer_value(layer, t)
+            j = 0
+            while j < width:
+                out[j] += alpha * (value[j] - out[j])
+                j += 1
+        return True
 
     def _prune(self, t: float) -> None:
-        for index in range(len(self._layers) - 1, 0, -1):
-            if t >= self._layers[index].start + self.blend_time:
-                del self._layers[:index]
+        layers = self._layers
+        index = len(layers) - 1
+        while index > 0:
+            if t >= layers[index].start + self.blend_time:
+                del layers[:index]
                 return
+            index -= 1
 
-    def _layer_value(self, layer: _Layer, t: float) -> np.ndarray:
-        if len(layer.chunks) == 1:
-            return self._sample(layer.chunks[0], t)
+    def _layer_value(self, layer: _Layer, t: float) -> list[float]:
+        chunks = layer.chunks
+        count = len(chunks)
+        if count == 1:
+            return chunks[0].sample_values(t)
+        value = layer.value
+        width = len(value)
+        j = 0
+        while j < width:
+            value[j] = 0.0
+            j += 1
+        newest = chunks[count - 1]
+        weights = layer.weights
         total = 0.0
-        value: np.ndarray | None = None
-        for chunk, weight in zip(layer.chunks, layer.weights, strict=True):
+        k = 0
+        while k < count:
+            chunk = chunks[k]
+            weight = weights[k]
+            k += 1
             # A chunk fades out over the last blend_time before its end, so leaving the
             # average is continuous; the layer's newest chunk never leaves (it holds).
-            if chunk is not layer.chunks[-1]:
-                weight *= min(max((chunk.end - t) / self.blend_time, 0.0), 1.0)
+            if chunk is not newest:
+                fade = (chunk.end - t) / self.blend_time
+                weight *= 0.0 if fade < 0.0 else 1.0 if fade > 1.0 else fade
             if weight <= 0.0:
                 continue
-            sample = self._sample(chunk, t) * weight
-            value = sample if value is None else value + sample
+            sample = chunk.sample_values(t)
+            j = 0
+            while j < width:
+                value[j] += weight * sample[j]
+                j += 1
             total += weight
-        assert value is not None  # the newest chunk always has weight > 0
-        return value / total
-
-    def _sample(self, chunk: JointChunk, t: float) -> np.ndarray:
-        key = id(chunk)
-        cached = self._samples.get(key)
-        if cached is None:
-            cached = self._samples[key] = chunk.sample(t)
-        return cached
+        j = 0
+        while j < width:
+            value[j] /= total  # the newest chunk always has weight > 0
+            j += 1
+        return value

@@ -1,20 +1,29 @@
 """The arm controller's core: sources, watchdogs, e-stop and the safety filter, one cycle at a time (ROS-free).
 
-:class:`ArmController` is everything the node does except talking DDS. Callbacks on the
-executor thread feed it (``on_joint_state``, ``on_chunk``, ``on_teleop``, ``estop``,
-``reset``); the control loop's thread calls :meth:`ArmController.cycle` once per period and
-publishes what it returns. Chunk conversion (IK) happens on the callback side, so a cycle
+:class:`ArmController` is everything the node does except talking DDS. Callbacks feed it
+(``on_joint_state``, ``on_gripper_state``, ``on_chunk``, ``on_teleop``, ``on_joint_jog``,
+``on_teleop_gripper``, ``estop``, ``reset``); the control loop calls :meth:`ArmController.cycle`
+once per period and publishes what it returns, and switches to :meth:`ArmController.brake`
+if ``cycle`` ever raises. Chunk conversion (IK) happens on the callback side, so a cycle
 only samples, filters and decides.
 
 Source priority in a cycle, highest first:
 
 1. e-stop engaged, or the node is stopping (deactivate): brake to rest, hold;
 2. ``/joint_states`` stale (older than ``state_timeout``): brake, hold, fault;
-3. teleop twist younger than ``teleop_timeout``: follow it (it overrides and clears the policy);
+3. teleop (a twist or a joint jog, the newest of the two) younger than ``teleop_timeout``:
+   follow it (it overrides and clears the policy);
 4. a policy chunk received within ``chunk_timeout``: follow the blended chunks;
 5. otherwise: brake to rest and hold (a watchdog timeout when a source just lapsed).
 
 Every branch ends in the one :class:`SafetyFilter`, so a halt is as limited as a policy.
+
+The cycle allocates nothing in the steady state (test/control/test_cycle_allocations.py):
+the :class:`Command` and every buffer are reused, inputs are read lock-free, and the scalar
+loops are ``while`` loops (a ``for`` loop's iterator is an allocation). Work that needs numpy
+or Pinocchio runs only on events: a chunk taking effect, a new teleop input, and the
+kinematics refresh every ``SINGULARITY_CHECK_S`` (teleop's joint velocity from the twist, the
+Jacobian's condition number), since the Jacobian changes little in a few milliseconds.
 """
 
 from __future__ import annotations
@@ -32,9 +41,9 @@ from robot_brain.control.safety import LIMIT_NAMES, GripperFilter, SafetyFilter,
 from robot_brain.embodiment import Arm, ArmKinematics
 from robot_brain.errors import ConfigurationError
 
-#: How often the Jacobian's condition number is re-evaluated for policy chunks, s.
+#: How often the Jacobian (teleop's twist-to-joint mapping, the condition number) is re-evaluated, s.
 SINGULARITY_CHECK_S = 0.01
-SOURCES = ("idle", "policy", "teleop", "hold", "estop", "stale_state", "stopping")
+SOURCES = ("idle", "policy", "teleop", "hold", "estop", "stale_state", "stopping", "fault")
 
 
 @dataclass(frozen=True)
@@ -92,11 +101,20 @@ class ControllerConfig:
 
 @dataclass
 class Command:
-    """What one cycle asks the node to publish (arm order); ``None`` fields mean nothing to send."""
+    """What one cycle asks the node to publish (arm order); ``None`` fields mean nothing to send.
+
+    The controller reuses one instance and its arrays (they are the safety filter's state):
+    publish before the next cycle, copy to keep.
+    """
 
     positions: np.ndarray | None = None
     velocities: np.ndarray | None = None
     gripper: list[float] | None = None
+
+    def clear(self) -> None:
+        self.positions = None
+        self.velocities = None
+        self.gripper = None
 
 
 class QuietAfter:
@@ -128,11 +146,13 @@ class Counters:
     chunks_rejected: dict[str, int] = field(default_factory=dict)
     ik_waypoints_dropped: int = 0
     teleop_rejected: int = 0
+    gripper_rejected: int = 0
     chunk_timeouts: int = 0
     teleop_timeouts: int = 0
     stale_state_events: int = 0
     singularity_slowdowns: int = 0
     singularity_stops: int = 0
+    fault_brakes: int = 0
 
     def reject(self, reason: str) -> None:
         self.chunks_rejected[reason] = self.chunks_rejected.get(reason, 0) + 1
@@ -140,19 +160,40 @@ class Counters:
 
 @dataclass(frozen=True)
 class Teleop:
-    """A teleop twist (base or tool frame), already speed-clamped."""
+    """A teleop input: a tip twist (base or tool frame, speed-clamped) or joint velocities (a jog)."""
 
-    twist: np.ndarray
-    tool_frame: bool
+    values: np.ndarray
+    tool_frame: bool = False
+    joint_space: bool = False
+
+    @property
+    def twist(self) -> np.ndarray:
+        return self.values
+
+
+def gripper_closed_fraction(positions: np.ndarray, open_: np.ndarray, closed: np.ndarray) -> float:
+    """How closed a gripper is, in [0, 1], from its driven joints' positions (mean over joints).
+
+    ``open_``/``closed``: each joint's open and closed position (``ArmSpec.gripper_open_closed``,
+    swapped when the node's ``gripper_invert`` is set); joints whose two are equal are skipped.
+    NaN when no joint tells (none movable, or a non-finite position).
+    """
+    positions, open_, closed = (np.asarray(x, dtype=float) for x in (positions, open_, closed))
+    span = closed - open_
+    usable = span != 0.0
+    if positions.shape != open_.shape or not usable.any():
+        return math.nan
+    fraction = float(np.mean((positions[usable] - open_[usable]) / span[usable]))
+    return min(max(fraction, 0.0), 1.0) if math.isfinite(fraction) else math.nan
 
 
 class ArmController:
-    """Policy chunks and teleop twists in, safe joint commands out; see the module docstring."""
+    """Policy chunks and teleop input in, safe joint commands out; see the module docstring."""
 
     def __init__(self, arm: Arm, limits: SafetyLimits, config: ControllerConfig | None = None) -> None:
         self.config = config = config or ControllerConfig()
         self.spec = arm.spec
-        dof = arm.spec.dof
+        self.dof = dof = arm.spec.dof
         if limits.dof != dof:
             raise ConfigurationError(f"safety limits for {limits.dof} joints, the arm has {dof}")
         # Pinocchio data is not thread-safe: the loop gets its own kinematics, the callbacks arm.kinematics.
@@ -162,10 +203,15 @@ class ArmController:
         self.filter = SafetyFilter(limits, config.period, tip_position=self._tip_position)
         self.gripper = GripperFilter(config.gripper_max_speed, config.period)
         self.blender = Blender(config.blend_mode, config.blend_time, config.rtc_commit_time, config.ensemble_decay)
-        self._gripper_open = np.asarray(config.gripper_open, dtype=float)
-        self._gripper_span = np.asarray(config.gripper_closed, dtype=float) - self._gripper_open
+        self._gripper_open: list[float] = [float(x) for x in config.gripper_open]
+        self._gripper_span: list[float] = [
+            float(c) - float(o) for o, c in zip(config.gripper_open, config.gripper_closed, strict=True)
+        ]
+        self._gripper_values = [0.0] * len(self._gripper_open)
         self._inbox: Inbox[JointChunk] = Inbox()
         self._teleop: Latest[Teleop] = Latest()
+        self._teleop_gripper: Latest[float] = Latest()
+        self._gripper_state: Latest[float] = Latest()
         self.counters = Counters()
         self.source = "idle"
         self.fault = "no joint state received yet"
@@ -187,7 +233,20 @@ class ArmController:
         self._arm_publish = QuietAfter(config.halt_messages)
         self._gripper_publish = QuietAfter(config.halt_messages)
         self._last_gripper: float | None = None
-        self._cycles = 0
+        self._gripper_goal: float | None = None
+        self._gripper_seed_pending = True
+        self._teleop_gripper_seen = 0
+        self._publish_countdown = config.publish_every
+        # Reused every cycle: the command, the blended target (arm joints + gripper channel),
+        # teleop's joint velocity (refreshed on a new input and every SINGULARITY_CHECK_S).
+        self._command = Command()
+        self._brake_command = Command()
+        self._target = [0.0] * (dof + 1)
+        self._teleop_velocity = [0.0] * dof
+        self._teleop_scale = 1.0
+        self._teleop_seen = -1
+        self._teleop_countdown = 0
+        self._stale_fault = ""
 
     # -- inputs (any thread) ------------------------------------------------------------
 
@@ -195,12 +254,31 @@ class ArmController:
         """A measurement in arm order; ``stamp`` is the measurement time, ``received`` the arrival (loop clock)."""
         self.state.update(positions, stamp, received)
 
-    def on_chunk(self, chunk: RawChunk, now: float, epoch: int | None = None) -> str | None:
+    def on_gripper_state(self, closed_fraction: float, received: float) -> bool:
+        """The measured gripper opening in [0, 1] (1 closed; see :func:`gripper_closed_fraction`).
+
+        Seeds the gripper's rate limit at each activation, so the first command after it
+        starts from where the gripper is. Non-finite values are rejected and counted.
+        """
+        if not math.isfinite(closed_fraction):
+            self.counters.gripper_rejected += 1
+            return False
+        self._gripper_state.put(min(max(float(closed_fraction), 0.0), 1.0), received)
+        return True
+
+    def on_chunk(
+        self, chunk: RawChunk, now: float, epoch: int | None = None, *, arrival: float | None = None
+    ) -> str | None:
         """Validate, align and convert a chunk for the loop; returns the rejection reason, or None if accepted.
 
-        ``epoch``: the :attr:`epoch` when the chunk was received; a chunk received before an
-        e-stop or reset that happened during its conversion is rejected (``estopped``).
+        ``now`` is the loop time of this call: the chunk is judged (stale, future, which
+        waypoints are past) by its age *now*, so one that waited in a queue is judged as it
+        is when it would take effect. ``arrival``: when it reached the node (default ``now``),
+        the chunk watchdog's clock. ``epoch``: the :attr:`epoch` when the chunk was received;
+        a chunk received before an e-stop or reset that happened during its conversion is
+        rejected (``estopped``).
         """
+        received = now if arrival is None or arrival > now else arrival
         try:
             if self._estopped.is_set():
                 raise ChunkError("estopped", "e-stop engaged: chunks are ignored until reset")
@@ -212,6 +290,7 @@ class ArmController:
             if now - end > self.config.chunk_timeout:
                 raise ChunkError("stale", f"last waypoint {now - end:.3f} s in the past")
             joint_chunk, dropped = self.mapper.convert(chunk, now)
+            joint_chunk.received = received
             with self._gate:
                 if epoch is not None and epoch != self.epoch:
                     raise ChunkError("estopped", "received before an e-stop or reset")
@@ -229,13 +308,40 @@ class ArmController:
         if twist.shape != (6,) or not np.isfinite(twist).all() or self._estopped.is_set():
             self.counters.teleop_rejected += 1
             return False
-        twist = twist.copy()
+        twist = np.array(twist, dtype=float)
         for part, limit in ((slice(0, 3), self.config.teleop_max_linear_speed),
                             (slice(3, 6), self.config.teleop_max_angular_speed)):
             speed = float(np.linalg.norm(twist[part]))
             if speed > limit:
                 twist[part] *= limit / speed
         self._teleop.put(Teleop(twist, tool_frame), received)
+        return True
+
+    def on_joint_jog(self, velocities: np.ndarray, received: float) -> bool:
+        """Streaming joint velocities (arm order, rad/s or m/s): teleop's joint-jog mode.
+
+        Same priority and ``teleop_timeout`` as twists; the newest of the two wins. The safety
+        filter bounds the speed (velocity and acceleration limits). Non-finite or wrong-sized
+        jogs are rejected and counted.
+        """
+        velocities = np.asarray(velocities)
+        if velocities.shape != (self.dof,) or not np.isfinite(velocities).all() or self._estopped.is_set():
+            self.counters.teleop_rejected += 1
+            return False
+        self._teleop.put(Teleop(np.array(velocities, dtype=float), joint_space=True), received)
+        return True
+
+    def on_teleop_gripper(self, value: float, received: float) -> bool:
+        """An operator's gripper request in [0, 1] (1 closed; clamped), rate-limited like every gripper command.
+
+        Applied while teleop is the source and while no source is active (the arm holds), so
+        an operator can open the gripper of a resting arm; ignored while the policy drives.
+        Non-finite values are rejected and counted.
+        """
+        if not math.isfinite(value) or self._estopped.is_set():
+            self.counters.gripper_rejected += 1
+            return False
+        self._teleop_gripper.put(min(max(float(value), 0.0), 1.0), received)
         return True
 
     def estop(self) -> None:
@@ -252,6 +358,7 @@ class ArmController:
             was = self._estopped.is_set()
             self._flush.set()
             self._teleop.clear()
+            self._teleop_gripper.clear()
             self._estopped.clear()
         return was
 
@@ -260,16 +367,20 @@ class ArmController:
         return self._estopped.is_set()
 
     def request_stop(self) -> None:
-        """Deactivation: brake to rest; :attr:`at_rest` tells when the loop may end."""
+        """Deactivation: brake to rest; :attr:`stopped` tells when the loop may end."""
         self._stopping.set()
 
     def resume(self) -> None:
-        """Activation: forget the previous run's command so the next cycle starts from the measurement."""
+        """Activation: forget the previous run's command so the next cycle starts from the measurement.
+
+        The gripper keeps its last command and is re-seeded from its measured opening at the
+        first cycle when one is known, so its first command is rate-limited from there.
+        """
         self._stopping.clear()
         self._flush.set()
         self.filter.seeded = False
-        self.gripper.value = None
-        self._last_gripper = None
+        self._gripper_seed_pending = True
+        self._gripper_goal = None
 
     @property
     def stopped(self) -> bool:
@@ -281,98 +392,178 @@ class ArmController:
     # -- the cycle (loop thread only) ---------------------------------------------------
 
     def cycle(self, now: float) -> Command:
-        """One control period at loop time ``now``: choose the source, filter, decide what to publish."""
-        command = Command()
+        """One control period at loop time ``now``: choose the source, filter, decide what to publish.
+
+        Returns the controller's reused :class:`Command`: publish it before the next cycle.
+        """
+        command = self._command
+        command.clear()
         sample = self.state.latest()
-        fresh = sample is not None and now - sample.received <= self.config.state_timeout
-        if sample is None or (not self.filter.seeded and not fresh):
+        if sample is None:
             self.source = "idle"
-            self.fault = "no joint state received yet" if sample is None else "joint states are stale"
+            self.fault = "no joint state received yet"
             return command
+        fresh = now - sample.received <= self.config.state_timeout
         if not self.filter.seeded:
-            self.filter.reset(sample.positions)
-        measured = sample.positions
+            if not fresh:
+                self.source = "idle"
+                self.fault = "joint states are stale"
+                return command
+            self.filter.reset(sample.positions)  # once per activation
+        if self._gripper_seed_pending or self.gripper.value is None:
+            self._seed_gripper(now)
+        measured = sample.values
         if self._flush.is_set():
             self._flush.clear()
             self.blender.clear()
-            self._inbox.take()
-        new_chunks = self._inbox.take()
-        teleop, teleop_received, _ = self._teleop.get()
+            if self._inbox.pending:
+                self._inbox.take()
+        estopped = self._estopped.is_set()
+        stopping = self._stopping.is_set()
+        teleop, teleop_received, teleop_sequence = self._teleop.get()
         teleop_fresh = teleop is not None and now - teleop_received <= self.config.teleop_timeout
         if self._was_teleop and not teleop_fresh:
             self.counters.teleop_timeouts += 1
-        self._was_teleop = teleop_fresh and not self._stopping.is_set() and not self._estopped.is_set()
+        self._was_teleop = teleop_fresh and not stopping and not estopped
+        operator_gripper = self._take_teleop_gripper(now)
 
-        target: np.ndarray | None = None
-        gripper_target: float | None = None
         self.fault = ""
-        if self._estopped.is_set() or self._stopping.is_set():
-            self.source = "estop" if self._estopped.is_set() else "stopping"
+        if estopped or stopping:
+            self.source = "estop" if estopped else "stopping"
             self.blender.clear()
+            if self._inbox.pending:
+                self._inbox.take()
+            self._gripper_goal = None
+            self.filter.advance(None, measured)
         elif not fresh:
             if self.source != "stale_state":
                 self.counters.stale_state_events += 1
+                self._stale_fault = f"joint states are stale (none for more than {self.config.state_timeout:g} s)"
             self.source = "stale_state"
-            self.fault = f"joint states are stale (last {now - sample.received:.3f} s ago)"
+            self.fault = self._stale_fault
             self.blender.clear()
+            self._gripper_goal = None
+            self.filter.advance(None, measured)
         elif teleop_fresh:
             assert teleop is not None
             self.source = "teleop"
             self.blender.clear()
-            for _ in new_chunks:
-                self.counters.reject("teleop_active")
-            self._follow_twist(teleop, measured)
-            return self._finish(command, None)
+            if self._inbox.pending:
+                for _ in self._inbox.take():
+                    self.counters.reject("teleop_active")
+            if operator_gripper is not None:
+                self._gripper_goal = operator_gripper
+            if teleop_sequence != self._teleop_seen:
+                self._refresh_teleop(teleop, teleop_sequence)
+            elif not teleop.joint_space:  # a twist's joint velocity follows the Jacobian as the arm moves
+                self._teleop_countdown -= 1
+                if self._teleop_countdown <= 0:
+                    self._refresh_teleop(teleop, teleop_sequence)
+            self.filter.advance_velocity(self._teleop_velocity, measured, self._teleop_scale)
         else:
-            for chunk in new_chunks:
-                self.blender.add(chunk)
-                self._last_chunk_arrival = chunk.arrival
-                self._policy_in_ee_space = chunk.space.startswith("ee_")
+            if self._inbox.pending:
+                for chunk in self._inbox.take():
+                    self.blender.add(chunk)
+                    self._last_chunk_arrival = chunk.received  # type: ignore[assignment]
+                    self._policy_in_ee_space = chunk.space.startswith("ee_")
             if self.blender.active and now - self._last_chunk_arrival <= self.config.chunk_timeout:
                 self.source = "policy"
-                blended = self.blender.sample(now)
-                assert blended is not None
-                target = blended[:-1]
-                gripper_value = float(blended[-1])
-                gripper_target = gripper_value if math.isfinite(gripper_value) else None
+                target = self._target
+                self.blender.sample_into(now, target)
+                gripper_value = target[self.dof]
+                self._gripper_goal = gripper_value if math.isfinite(gripper_value) else None
+                self.filter.advance(target, measured, self._singularity_scale(target))
             else:
                 if self.blender.active:
                     self.counters.chunk_timeouts += 1
                     self.blender.clear()
+                if self.source == "policy":
+                    self._gripper_goal = None  # the policy stopped: the gripper stays where it is
+                if operator_gripper is not None:
+                    self._gripper_goal = operator_gripper
                 self.source = "hold" if self.source != "idle" or self.filter.moving else "idle"
-        scale = 1.0 if target is None else self._singularity_scale(target)
-        self.filter.step(target, measured, scale)
-        return self._finish(command, gripper_target)
+                self.filter.advance(None, measured)
+        return self._finish(command)
 
-    def _finish(self, command: Command, gripper_target: float | None) -> Command:
-        self._cycles += 1
-        if self._cycles % self.config.publish_every:
-            self.gripper.step(gripper_target)
+    def brake(self, now: float) -> Command:
+        """The loop's fallback after :meth:`cycle` raised: brake to rest at the acceleration limit, then go quiet.
+
+        Uses nothing of :meth:`cycle` but the safety filter's braking step (from the last
+        command, decelerating monotonically: it needs no measurement) and the halt
+        repetition, so a bug in blending, IK, teleop or the state input cannot keep the arm
+        from braking. The gripper is left as it is. Returns its own reused :class:`Command`.
+        """
+        command = self._brake_command
+        command.clear()
+        self.source = "fault"
+        self.fault = "the control cycle failed: braking to rest"
+        if not self.filter.seeded:
             return command
+        self.filter.brake()
         if self._arm_publish.due(self.filter.moving):
             command.positions = self.filter.position
             command.velocities = self.filter.velocity
-        gripper = self.gripper.step(gripper_target)
+        return command
+
+    def _finish(self, command: Command) -> Command:
+        gripper = self.gripper.step(self._gripper_goal)
+        self._publish_countdown -= 1
+        if self._publish_countdown > 0:
+            return command
+        self._publish_countdown = self.config.publish_every
+        if self._arm_publish.due(self.filter.moving):
+            command.positions = self.filter.position
+            command.velocities = self.filter.velocity
         changed = gripper is not None and gripper != self._last_gripper
         if gripper is not None and self._gripper_publish.due(changed):
-            command.gripper = (self._gripper_open + gripper * self._gripper_span).tolist()
+            values, open_, span = self._gripper_values, self._gripper_open, self._gripper_span
+            j = 0
+            while j < len(values):
+                values[j] = open_[j] + gripper * span[j]
+                j += 1
+            command.gripper = values
         self._last_gripper = gripper
         return command
 
     # -- helpers ------------------------------------------------------------------------
 
+    def _seed_gripper(self, now: float) -> None:
+        """Start the gripper's rate limit from its measured opening (fresh), else keep the last command."""
+        self._gripper_seed_pending = False
+        measured, received, _ = self._gripper_state.get()
+        if measured is not None and now - received <= self.config.state_timeout and self.gripper.seed(measured):
+            self._last_gripper = self.gripper.value  # seeding alone publishes nothing
+
+    def _take_teleop_gripper(self, now: float) -> float | None:
+        """A new operator gripper request (fresh, not yet seen), else None; every request is seen once."""
+        value, received, sequence = self._teleop_gripper.get()
+        if sequence == self._teleop_gripper_seen:
+            return None
+        self._teleop_gripper_seen = sequence
+        if value is None or now - received > self.config.teleop_timeout:
+            return None
+        return value
+
     def _tip_position(self, q: np.ndarray) -> np.ndarray:
         return self.kinematics.fk(q)[:3, 3]
 
-    def _follow_twist(self, teleop: Teleop, measured: np.ndarray) -> None:
-        q = self.filter.position
+    def _refresh_teleop(self, teleop: Teleop, sequence: int) -> None:
+        """Teleop's joint velocity and speed scale, from a new input or every SINGULARITY_CHECK_S (allocates)."""
+        self._teleop_seen = sequence
+        self._teleop_countdown = self._singularity_every
+        if teleop.joint_space:
+            self.condition_number = math.nan
+            self._teleop_velocity[:] = teleop.values.tolist()
+            self._teleop_scale = 1.0
+            return
+        q = self.filter.position.copy()
         rotation = self.kinematics.fk(q)[:3, :3] if teleop.tool_frame else np.eye(3)
-        twist = twist_in_base(teleop.twist, teleop.tool_frame, rotation)
+        twist = twist_in_base(teleop.values, teleop.tool_frame, rotation)
         qdot, condition = self.kinematics.twist_to_joint_velocity(q, twist, self.config.teleop_damping)
-        scale = self._approach_scale(q, q + qdot * 0.05, condition)
-        self.filter.step_velocity(qdot, measured, scale)
+        self._teleop_scale = self._approach_scale(q, q + qdot * 0.05, condition)
+        self._teleop_velocity[:] = qdot.tolist()
 
-    def _singularity_scale(self, target: np.ndarray) -> float:
+    def _singularity_scale(self, target: list[float]) -> float:
         """Slow-down for end-effector sources only; joint-space actions have no Cartesian blow-up."""
         if not self._policy_in_ee_space:
             self.condition_number = math.nan
@@ -382,8 +573,8 @@ class ArmController:
         if self._singularity_countdown > 0:
             return self._singularity_scale_value
         self._singularity_countdown = self._singularity_every
-        q = self.filter.position
-        step = target - q
+        q = self.filter.position.copy()
+        step = np.array(target[: self.dof]) - q
         norm = float(np.linalg.norm(step))
         scale = 1.0
         if norm >= 1e-9:

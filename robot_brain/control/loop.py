@@ -16,6 +16,11 @@ Each period runs ``compute(now)`` (the timing-critical part: state, blending, fi
 then ``publish(result)`` (DDS), timed separately. A period whose work ends after the next
 deadline is a *missed deadline*; when the thread wakes more than a period late, the missed
 ticks are skipped (counted too) rather than run back to back.
+
+When ``compute`` raises, the loop does not die silently: it records the error, calls
+``on_error``, and, given a ``fallback`` compute (the arm controller's braking step), runs
+that from the same period on until ``should_stop`` or :meth:`ControlLoop.halt`, so the arm
+is braked and the halt published although the normal computation is broken.
 """
 
 from __future__ import annotations
@@ -126,11 +131,15 @@ class LoopStats:
 
 
 class ControlLoop:
-    """Runs ``compute`` then ``publish`` every ``period`` seconds on a dedicated thread.
+    """Runs ``compute`` then ``publish`` every ``period`` seconds (in the calling thread or its own).
 
     ``compute(now)`` gets the wake-up time on the ``time.monotonic`` clock; ``publish`` gets
     its result. ``should_stop()`` (checked after each period) lets the owner end the loop
-    on its own terms, e.g. once the arm is at rest after a deactivation.
+    on its own terms, e.g. once the arm is at rest after a deactivation. If ``compute``
+    raises, the error is kept in :attr:`error`, ``on_error(error)`` is called, and with a
+    ``fallback`` the loop goes on computing with it (:attr:`failed_over`) until it stops
+    normally; without one, the loop ends. Exceptions from ``publish`` or from the fallback
+    end the loop (kept in :attr:`error` too, ``on_error`` called).
     """
 
     def __init__(
@@ -144,9 +153,11 @@ class ControlLoop:
         on_error: Callable[[BaseException], None] | None = None,
         idle_margin: float = 3e-4,
         wake_spin: float = 0.0,
+        fallback: Callable[[float], Any] | None = None,
     ) -> None:
         self.period = period
         self._compute = compute
+        self._fallback = fallback
         self._publish = publish
         self._should_stop = should_stop
         self._priority = realtime_priority
@@ -165,7 +176,13 @@ class ControlLoop:
         self._ended.set()
         #: Thread id running the periods now (``run`` or ``start``), None when idle.
         self.owner: int | None = None
+        #: The error of the current (or last) run: the one that ended it (publish, the fallback, idle, or
+        #: compute without a fallback), else the compute error it failed over from.
         self.error: BaseException | None = None
+        #: Whether the current (or last) run switched to the fallback after compute raised.
+        self.failed_over = False
+        #: An exception raised by ``on_error`` itself while failing over (braking went on regardless).
+        self.on_error_failure: BaseException | None = None
 
     @property
     def running(self) -> bool:
@@ -180,6 +197,7 @@ class ControlLoop:
             return
         self._halt.clear()
         self.error = None
+        self.failed_over = False
         self._ended.clear()
         self._thread = threading.Thread(target=self._body, name=self.name, daemon=True)
         self._thread.start()
@@ -192,13 +210,15 @@ class ControlLoop:
         the loop then sleeps precisely to the deadline. No second Python thread competes for
         the GIL. ``idle`` may call ``run`` again (nested, e.g. a deactivation braking to rest
         from inside a callback); the outer run ends as soon as the nested one returns.
-        Exceptions from ``compute``/``publish`` end the loop and are kept in :attr:`error`;
-        exceptions from ``idle`` (e.g. Ctrl-C, shutdown) propagate to the caller.
+        An exception from ``compute`` switches to the ``fallback`` (see the class docstring);
+        exceptions from ``publish`` (or without a fallback) end the loop and are kept in
+        :attr:`error`; exceptions from ``idle`` (e.g. Ctrl-C, shutdown) propagate to the caller.
         """
         nested = self.owner == threading.get_ident()
         if not nested:
             self._halt.clear()
         self.error = None
+        self.failed_over = False
         self._ended.clear()
         try:
             self._body(idle, max_seconds)
@@ -236,6 +256,7 @@ class ControlLoop:
         margin = self.idle_margin
         wake_spin = self.wake_spin
         stats = self.stats
+        compute = self._compute
         clock = time.monotonic
         sleep = time.sleep
         deadline = clock()
@@ -256,7 +277,13 @@ class ControlLoop:
                     skipped = int(error // period)
                     stats.skipped += skipped
                     deadline += skipped * period
-                result = self._compute(woke)
+                try:
+                    result = compute(woke)
+                except Exception as failure:
+                    if self._fallback is None or compute is self._fallback:
+                        raise
+                    compute = self._fail_over(failure)
+                    result = compute(woke)  # brake from this very period
                 computed = clock()
                 self._publish(result)
                 done = clock()
@@ -281,3 +308,15 @@ class ControlLoop:
                 self._on_error(error)
         finally:
             stats.sample_cpu()
+
+    def _fail_over(self, failure: Exception) -> Callable[[float], Any]:
+        """compute raised: record it, tell the owner, and continue with the fallback whatever the owner does."""
+        assert self._fallback is not None
+        self.error = failure
+        self.failed_over = True
+        if self._on_error is not None:
+            try:
+                self._on_error(failure)
+            except Exception as handler_failure:  # the arm must still brake
+                self.on_error_failure = handler_failure
+        return self._fallback

@@ -17,8 +17,10 @@ never contradict each other once the filter starts at rest inside the limits.
 
 Other guards: non-finite or wrong-sized targets are rejected (counted, never forwarded; the
 filter brakes instead); the target is kept within ``max_step`` of the *measured* position so
-the command cannot run away from an arm that does not follow; an optional Cartesian box
-bounds the tip, checked at the configuration where the arm would stop if it braked now.
+the command cannot run away from an arm that does not follow (braking needs no such bound: it
+decelerates monotonically from the last command and stops within ``v²/2a``); an optional
+Cartesian box bounds the tip, checked at the configuration where the arm would stop if it
+braked now.
 
 The core step (:func:`limit_step`) broadcasts over leading batch axes so that property
 tests can push 10⁵ steps through it quickly; :class:`SafetyFilter` wraps it with state,
@@ -34,6 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_brain.errors import ConfigurationError
+
+_sqrt = math.sqrt
+_INF = math.inf
 
 #: Names of the limit counters reported in diagnostics, in a fixed order.
 LIMIT_NAMES = ("position", "velocity", "acceleration", "max_step", "workspace", "rejected")
@@ -187,7 +192,8 @@ def limit_joint(
     :data:`LIMIT_NAMES`) are set when a limit changed the result.
     """
     amax_dt = max_acceleration * dt
-    # Comparisons are inlined (no helper calls): this runs once per joint per period.
+    dt2 = dt * dt
+    # Comparisons and braking_speed are inlined (no helper calls): this runs once per joint per period.
     # The target itself: inside the position limits and within max_step of the measurement.
     clipped = lower if target < lower else upper if target > upper else target
     low, high = measured - max_step, measured + max_step
@@ -201,16 +207,24 @@ def limit_joint(
     if residual != 0.0:
         gap = -residual if residual < 0.0 else residual
         closing = gap / dt
-        brake = braking_speed(gap, max_acceleration, dt)
+        brake = max_acceleration * (_sqrt(dt2 + 2.0 * gap / max_acceleration) - dt)  # braking_speed(gap)
         if brake < closing:
             closing = brake
         desired += closing if residual > 0.0 else -closing
     limited_v = -max_velocity if desired < -max_velocity else max_velocity if desired > max_velocity else desired
     low, high = velocity - amax_dt, velocity + amax_dt
     limited_a = low if limited_v < low else high if limited_v > high else limited_v
-    # Position limits are hard: never faster toward a bound than braking allows.
-    low = -braking_speed(position - lower, max_acceleration, dt)
-    high = braking_speed(upper - position, max_acceleration, dt)
+    # Position limits are hard: never faster toward a bound than braking allows (braking_speed inlined).
+    room = position - lower
+    low = (
+        -0.0 if room <= 0.0 else -_INF if room == _INF
+        else -(max_acceleration * (_sqrt(dt2 + 2.0 * room / max_acceleration) - dt))
+    )
+    room = upper - position
+    high = (
+        0.0 if room <= 0.0 else _INF if room == _INF
+        else max_acceleration * (_sqrt(dt2 + 2.0 * room / max_acceleration) - dt)
+    )
     new_velocity = low if limited_a < low else high if limited_a > high else limited_a
     if clipped != target or new_velocity != limited_a:
         activity[0] = True
@@ -236,12 +250,23 @@ def braking_target(position: np.ndarray, velocity: np.ndarray, limits: SafetyLim
     return position + np.sign(velocity) * speed * dt
 
 
+# What a step's target means (SafetyFilter._advance).
+_POSITION, _VELOCITY, _BRAKE = 0, 1, 2
+
+
 class SafetyFilter:
     """Stateful per-arm filter: rejection of bad targets, :func:`limit_joint` per joint, counters, workspace box.
 
-    The control loop calls :meth:`reset` with the measured position once, then :meth:`step`
-    every period with the target (``None`` to brake). ``counts`` accumulates, per entry of
-    :data:`LIMIT_NAMES`, the cycles in which that limit changed the command (any joint).
+    The control loop calls :meth:`reset` with the measured position once, then every period
+    :meth:`advance` (a position target), :meth:`advance_velocity` (a joint velocity) or
+    :meth:`brake`. These three allocate nothing (unless a workspace box is set: its check
+    runs forward kinematics): the state lives in preallocated Python lists (for 5 to 7
+    joints a scalar loop over floats beats numpy's per-call overhead several times over), the
+    loops are ``while`` loops (a ``for`` loop allocates an iterator), and :attr:`position`
+    and :attr:`velocity` are numpy arrays updated *in place* (copy them to keep a value).
+    :meth:`step` and :meth:`step_velocity` are the same steps for arrays, returning a new
+    array each call (tests, tools). ``counts`` gives, per entry of :data:`LIMIT_NAMES`, the
+    cycles in which that limit changed the command (any joint).
     """
 
     def __init__(
@@ -256,29 +281,36 @@ class SafetyFilter:
             raise ConfigurationError("a workspace box needs forward kinematics (tip_position)")
         self.limits = limits
         self.dt = dt
+        self.dof = dof = limits.dof
         self._tip_position = tip_position if limits.workspace_min is not None else None
-        self._rows = list(
-            zip(
-                limits.lower.tolist(),
-                limits.upper.tolist(),
-                limits.velocity.tolist(),
-                limits.acceleration.tolist(),
-                limits.max_step.tolist(),
-                strict=True,
-            )
-        )
-        self.position = np.zeros(limits.dof)
-        self.velocity = np.zeros(limits.dof)
-        self._previous_target = np.zeros(limits.dof)
-        self.counts = np.zeros(len(LIMIT_NAMES), dtype=np.int64)
+        self._lower: list[float] = limits.lower.tolist()
+        self._upper: list[float] = limits.upper.tolist()
+        self._max_velocity: list[float] = limits.velocity.tolist()
+        self._max_acceleration: list[float] = limits.acceleration.tolist()
+        self._max_step: list[float] = limits.max_step.tolist()
+        # Commanded state (position, velocity, previous clipped target) and the next one being
+        # computed; the two sets are swapped after each step, so nothing is allocated.
+        self._p, self._v, self._prev = [0.0] * dof, [0.0] * dof, [0.0] * dof
+        self._next_p, self._next_v, self._next_prev = [0.0] * dof, [0.0] * dof, [0.0] * dof
+        self.position = np.zeros(dof)
+        self.velocity = np.zeros(dof)
+        self._activity = [False] * len(LIMIT_NAMES)
+        self._spare_activity = [False] * len(LIMIT_NAMES)
+        # Floats, not ints: an int above 256 is a new object at every increment, a float comes
+        # from CPython's free list (exact up to 2**53 counts).
+        self._counts = [0.0] * len(LIMIT_NAMES)
         self._moving = False
         self.seeded = False
 
-    def reset(self, measured: np.ndarray) -> None:
+    def reset(self, measured: np.ndarray | Sequence[float]) -> None:
         """Start at rest at the measured position (call when the loop starts or resumes)."""
-        self.position = np.array(measured, dtype=float)
-        self.velocity = np.zeros(self.limits.dof)
-        self._previous_target = self.position.copy()
+        values = [float(x) for x in measured]
+        if len(values) != self.dof:
+            raise ValueError(f"expected {self.dof} measured positions, found {len(values)}")
+        self._p[:] = values
+        self._prev[:] = values
+        self._v[:] = [0.0] * self.dof
+        self._mirror()
         self._moving = False
         self.seeded = True
 
@@ -287,75 +319,176 @@ class SafetyFilter:
         """Whether the last command moved (kept as a bool: np.any costs microseconds per call)."""
         return self._moving
 
+    @property
+    def counts(self) -> np.ndarray:
+        """Per entry of :data:`LIMIT_NAMES`, the steps in which that limit changed the command."""
+        return np.array(self._counts, dtype=np.int64)
+
     def accepts(self, target: np.ndarray | None) -> bool:
         """Whether a target has the right size and only finite values (rejected ones are counted)."""
         if target is None:
             return False
-        if target.shape != (self.limits.dof,) or not all(map(math.isfinite, target.tolist())):
-            self.counts[5] += 1
+        if target.shape != (self.dof,) or not all(map(math.isfinite, target.tolist())):
+            self._counts[5] += 1.0
             return False
         return True
 
+    # -- array API (allocates its result) -------------------------------------------------
+
     def step(self, target: np.ndarray | None, measured: np.ndarray, speed_scale: float = 1.0) -> np.ndarray:
-        """The next command toward ``target`` (``None``, NaN/inf or wrong-sized: brake to rest).
+        """The next command toward ``target`` (``None``, NaN/inf or wrong-sized: brake to rest), as a new array.
 
         ``speed_scale`` in [0, 1] lowers the velocity limit (singularity slow-down); the
         acceleration limit still applies, so the slow-down itself is smooth.
         """
-        if not self.accepts(target):
-            target = braking_target(self.position, self.velocity, self.limits, self.dt)
-            previous_target = self.position
+        if self.accepts(target):
+            assert target is not None
+            self._advance(_POSITION, target.tolist(), measured.tolist(), speed_scale)
         else:
-            previous_target = self._previous_target
-        activity = [False] * len(LIMIT_NAMES)
-        position, velocity = self._limit(previous_target, target, measured, speed_scale, activity)
-        if self._tip_position is not None and not self._inside_workspace(position, velocity):
-            activity[4] = True
-            brake = braking_target(self.position, self.velocity, self.limits, self.dt)
-            position, velocity = self._limit(self.position, brake, measured, 1.0, [False] * len(LIMIT_NAMES))
-        # np.minimum/maximum: np.clip costs ~10 µs per call on small arrays.
-        self._previous_target = np.minimum(np.maximum(target, self.limits.lower), self.limits.upper)
-        self.position = position
-        self.velocity = velocity
-        self.counts += activity
-        return position
+            self._advance(_BRAKE, None, measured.tolist(), 1.0)
+        return self.position.copy()
 
     def step_velocity(self, joint_velocity: np.ndarray, measured: np.ndarray, speed_scale: float = 1.0) -> np.ndarray:
         """The next command for a velocity source (teleop): move ``joint_velocity · dt`` from the last command."""
-        target = self.position + joint_velocity * self.dt
-        self._previous_target = self.position
-        return self.step(target, measured, speed_scale)
+        if joint_velocity.shape != (self.dof,):
+            self._counts[5] += 1.0
+            self._advance(_BRAKE, None, measured.tolist(), 1.0)
+        else:
+            self.advance_velocity(joint_velocity.tolist(), measured.tolist(), speed_scale)
+        return self.position.copy()
+
+    # -- the control loop's steps (allocate nothing) ------------------------------------------
+
+    def advance(self, target: Sequence[float] | None, measured: Sequence[float], speed_scale: float = 1.0) -> None:
+        """One step toward a position target (arm order; entries past ``dof`` are ignored, e.g. a gripper channel).
+
+        ``None`` brakes; a target with a non-finite joint or fewer than ``dof`` values is
+        counted as rejected and brakes too. ``measured`` holds ``dof`` finite positions (the
+        ``max_step`` bound; braking ignores it and decelerates monotonically).
+        """
+        if target is None:
+            self._advance(_BRAKE, None, measured, 1.0)
+        elif self._finite(target):
+            self._advance(_POSITION, target, measured, speed_scale)
+        else:
+            self._counts[5] += 1.0
+            self._advance(_BRAKE, None, measured, 1.0)
+
+    def advance_velocity(
+        self, joint_velocity: Sequence[float], measured: Sequence[float], speed_scale: float = 1.0
+    ) -> None:
+        """One step of a velocity source: toward ``position + joint_velocity · dt`` (bad input: counted, brake)."""
+        if self._finite(joint_velocity):
+            self._advance(_VELOCITY, joint_velocity, measured, speed_scale)
+        else:
+            self._counts[5] += 1.0
+            self._advance(_BRAKE, None, measured, 1.0)
+
+    def brake(self) -> None:
+        """One step toward rest at the acceleration limit, from the last command.
+
+        The fallback after a fault: it uses only this filter's own state, so whatever failed
+        upstream (blending, IK, teleop, the joint-state input) cannot stop the arm from
+        braking. The workspace box is not checked: braking is what its check falls back to.
+        """
+        self._advance(_BRAKE, None, self._p, 1.0, check_workspace=False)
+
+    def _finite(self, values: Sequence[float]) -> bool:
+        if len(values) < self.dof:
+            return False
+        isfinite = math.isfinite
+        j = 0
+        while j < self.dof:
+            if not isfinite(values[j]):
+                return False
+            j += 1
+        return True
+
+    def _advance(
+        self,
+        mode: int,
+        target: Sequence[float] | None,
+        measured: Sequence[float],
+        speed_scale: float,
+        check_workspace: bool = True,
+    ) -> None:
+        activity = self._activity
+        activity[0] = activity[1] = activity[2] = activity[3] = activity[4] = activity[5] = False
+        if mode == _BRAKE:
+            # Braking decelerates monotonically from the last command: no max_step pull toward
+            # the measurement (a stuck or lagging arm would make the command reverse and speed
+            # up). It cannot run away: it stops within v²/2a.
+            measured = self._p
+        self._limit(mode, target, measured, speed_scale, activity)
+        if check_workspace and self._tip_position is not None and not self._inside_workspace():
+            activity[4] = True
+            self._limit(_BRAKE, None, self._p, 1.0, self._spare_activity)
+        # Commit: the computed state becomes the commanded one (swap, no copies).
+        self._p, self._next_p = self._next_p, self._p
+        self._v, self._next_v = self._next_v, self._v
+        self._prev, self._next_prev = self._next_prev, self._prev
+        self._mirror()
+        counts = self._counts
+        k = 0
+        while k < 6:
+            if activity[k]:
+                counts[k] += 1.0
+            k += 1
 
     def _limit(
         self,
-        previous_target: np.ndarray,
-        target: np.ndarray,
-        measured: np.ndarray,
+        mode: int,
+        target: Sequence[float] | None,
+        measured: Sequence[float],
         speed_scale: float,
         activity: list[bool],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        positions: list[float] = []
-        velocities: list[float] = []
+    ) -> None:
+        """Fill ``_next_p``/``_next_v``/``_next_prev`` from the commanded state; one :func:`limit_joint` per joint."""
         dt = self.dt
-        for row, p, v, prev, goal, meas in zip(
-            self._rows,
-            self.position.tolist(),
-            self.velocity.tolist(),
-            previous_target.tolist(),
-            target.tolist(),
-            measured.tolist(),
-            strict=True,
-        ):
-            lower, upper, vmax, amax, max_step = row
+        positions, velocities, previous = self._p, self._v, self._prev
+        next_p, next_v, next_prev = self._next_p, self._next_v, self._next_prev
+        lower, upper = self._lower, self._upper
+        max_velocity, max_acceleration, max_step = self._max_velocity, self._max_acceleration, self._max_step
+        moving = False
+        j = 0
+        while j < self.dof:  # not ``for``: its iterator would be an allocation per step
+            p = positions[j]
+            v = velocities[j]
+            amax = max_acceleration[j]
+            if mode == _POSITION:
+                goal = target[j]  # type: ignore[index]
+                prev = previous[j]
+            elif mode == _VELOCITY:
+                goal = p + target[j] * dt  # type: ignore[index]
+                prev = p
+            else:  # brake: decelerate at the limit toward rest
+                speed = (v if v >= 0.0 else -v) - amax * dt
+                if speed < 0.0:
+                    speed = 0.0
+                goal = p + speed * dt if v > 0.0 else p - speed * dt if v < 0.0 else p
+                prev = p
+            low, high = lower[j], upper[j]
             new_p, new_v = limit_joint(
-                p, v, prev, goal, meas, lower, upper, vmax * speed_scale, amax, max_step, dt, activity
+                p, v, prev, goal, measured[j], low, high, max_velocity[j] * speed_scale, amax, max_step[j], dt, activity
             )
-            positions.append(new_p)
-            velocities.append(new_v)
-        self._moving = any(velocities)
-        return np.array(positions), np.array(velocities)
+            next_p[j] = new_p
+            next_v[j] = new_v
+            next_prev[j] = low if goal < low else high if goal > high else goal
+            if new_v != 0.0:
+                moving = True
+            j += 1
+        self._moving = moving
 
-    def _inside_workspace(self, position: np.ndarray, velocity: np.ndarray) -> bool:
+    def _mirror(self) -> None:
+        """Copy the commanded state into the public arrays, element by element (no temporary)."""
+        position, velocity, p, v = self.position, self.velocity, self._p, self._v
+        j = 0
+        while j < self.dof:
+            position[j] = p[j]
+            velocity[j] = v[j]
+            j += 1
+
+    def _inside_workspace(self) -> bool:
         """True when stopping from the candidate state leaves the tip in the box, or no further out than now."""
         assert self._tip_position is not None and self.limits.workspace_min is not None
         assert self.limits.workspace_max is not None
@@ -368,12 +501,17 @@ class SafetyFilter:
             tip = self._tip_position(stop)
             return float(np.sum(np.maximum(low - tip, 0.0) + np.maximum(tip - high, 0.0)))
 
-        candidate = excess(position, velocity)
-        return candidate == 0.0 or candidate <= excess(self.position, self.velocity) + 1e-9
+        candidate = excess(np.array(self._next_p), np.array(self._next_v))
+        return candidate == 0.0 or candidate <= excess(np.array(self._p), np.array(self._v)) + 1e-9
 
 
 class GripperFilter:
-    """Gripper command in [0, 1] (0 open, 1 closed): rejects non-finite values, clamps, limits the rate."""
+    """Gripper command in [0, 1] (0 open, 1 closed): rejects non-finite values, clamps, limits the rate.
+
+    The rate limit needs a starting point: :meth:`seed` it with the measured opening (or
+    keep the last command) before the first target. Only a filter that was never seeded nor
+    commanded takes its first target as is: there is nothing to limit from.
+    """
 
     def __init__(self, max_speed: float, dt: float) -> None:
         if not max_speed > 0.0:
@@ -384,16 +522,27 @@ class GripperFilter:
         self.value: float | None = None
         self.rejected = 0
 
+    def seed(self, value: float) -> bool:
+        """Start from ``value`` (clamped to [0, 1]); non-finite values are rejected (counted)."""
+        if not math.isfinite(value):
+            self.rejected += 1
+            return False
+        self.value = 0.0 if value < 0.0 else 1.0 if value > 1.0 else float(value)
+        return True
+
     def step(self, target: float | None) -> float | None:
-        """The next gripper command, or the previous one (None before any valid target)."""
+        """The next gripper command, or the previous one (None before any valid target or seed)."""
         if target is None:
             return self.value
-        if not np.isfinite(target):
+        if not math.isfinite(target):
             self.rejected += 1
             return self.value
-        target = min(max(float(target), 0.0), 1.0)
-        if self.value is None:
+        target = 0.0 if target < 0.0 else 1.0 if target > 1.0 else float(target)
+        value = self.value
+        if value is None:
             self.value = target
         else:
-            self.value += min(max(target - self.value, -self.max_delta), self.max_delta)
+            delta = target - value
+            limit = self.max_delta
+            self.value = value + (-limit if delta < -limit else limit if delta > limit else delta)
         return self.value

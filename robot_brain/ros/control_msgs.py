@@ -2,13 +2,15 @@
 
 Joint states reuse :class:`robot_brain.ros.policy_io.JointStateIndexer` (one cached index per
 distinct name list); diagnostics reuse :func:`robot_brain.ros.model_diagnostics.diagnostic_array`.
-Output messages are allocated once and refilled, so the control loop's publish step does
-not build message objects per cycle.
+Output messages are allocated once and refilled in place (their float64[] arrays written
+element-wise or through a numpy view), so the control loop's publish step allocates nothing.
 """
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -46,14 +48,65 @@ def twist_to_array(msg: TwistStamped) -> np.ndarray:
     return np.array([linear.x, linear.y, linear.z, angular.x, angular.y, angular.z])
 
 
+class _InPlace:
+    """Writes values into a message's float64[] field in place, optionally reordered (no allocation per fill).
+
+    A generated message keeps a float64[] field as an ``array.array('d')``; assigning to the
+    field always builds a new one, but the array the field holds can be written in place and
+    is what ``publish`` serializes. ``order[i]`` is the index in ``values`` of entry ``i``
+    (e.g. the arm joint of the controller's i-th joint); ``None`` keeps the order.
+    """
+
+    def __init__(self, msg: Any, field: str, size: int, order: Sequence[int] | None) -> None:
+        setattr(msg, field, [0.0] * size)
+        self.data: array.array = getattr(msg, field)
+        self.size = size
+        self._view = np.frombuffer(self.data, dtype=np.float64)  # shares the array's memory
+        self._order: list[int] | None = None
+        self._inverse: np.ndarray | None = None
+        if order is not None:
+            indices = [int(i) for i in order]
+            if sorted(indices) != list(range(size)):
+                raise ValueError(f"order must list each of 0..{size - 1} once, found {indices}")
+            if indices != list(range(size)):
+                self._order = indices
+                inverse = np.empty(size, dtype=np.intp)
+                inverse[indices] = np.arange(size)
+                self._inverse = inverse
+
+    def write(self, values: np.ndarray | Sequence[float]) -> None:
+        if isinstance(values, np.ndarray):
+            # ndarray.put/np.copyto into the view: no temporary (fancy indexing would make one).
+            if self._inverse is None:
+                np.copyto(self._view, values)
+            else:
+                self._view.put(self._inverse, values)
+            return
+        data, order, size = self.data, self._order, self.size
+        j = 0
+        while j < size:  # not ``for``: its iterator would be an allocation per fill
+            data[j] = values[j] if order is None else values[order[j]]
+            j += 1
+
+
 class ForwardCommand:
-    """A reusable ``Float64MultiArray`` for ros2_control forward command controllers."""
+    """A reusable ``Float64MultiArray`` for ros2_control forward command controllers, filled in place.
 
-    def __init__(self) -> None:
+    ``ForwardCommand(size, order)`` preallocates ``size`` values; :meth:`fill` takes a numpy
+    array or a sequence of floats (``order`` as in the controller's joint order, see
+    ``_InPlace``) and allocates nothing. Without ``size`` the buffer is sized by the first
+    fill (and again whenever the length changes).
+    """
+
+    def __init__(self, size: int = 0, order: Sequence[int] | None = None) -> None:
         self.msg = Float64MultiArray()
+        self._order = order
+        self._out = _InPlace(self.msg, "data", size, order)
 
-    def fill(self, values: Sequence[float]) -> Float64MultiArray:
-        self.msg.data = values
+    def fill(self, values: np.ndarray | Sequence[float]) -> Float64MultiArray:
+        if len(values) != self._out.size:
+            self._out = _InPlace(self.msg, "data", len(values), None if self._order is None else self._order)
+        self._out.write(values)
         return self.msg
 
 
@@ -61,17 +114,26 @@ class TrajectoryCommand:
     """A reusable one-point ``JointTrajectory`` (positions and velocities), as MoveIt Servo streams to a JTC.
 
     The header stamp stays zero ("start now"); the point is reached ``time_from_start`` later.
+    ``order[i]``: index in the filled arrays of ``joint_names[i]`` (``None``: the same order).
+    :meth:`fill` writes in place and allocates nothing.
     """
 
-    def __init__(self, joint_names: Sequence[str], time_from_start: float) -> None:
+    def __init__(
+        self, joint_names: Sequence[str], time_from_start: float, order: Sequence[int] | None = None
+    ) -> None:
         self.msg = JointTrajectory()
         self.msg.joint_names = list(joint_names)
         self.point = JointTrajectoryPoint()
         seconds = int(time_from_start)
         self.point.time_from_start = Duration(sec=seconds, nanosec=round((time_from_start - seconds) * 1e9))
+        size = len(joint_names)
+        self._positions = _InPlace(self.point, "positions", size, order)
+        self._velocities = _InPlace(self.point, "velocities", size, order)
         self.msg.points = [self.point]
 
-    def fill(self, positions: Sequence[float], velocities: Sequence[float]) -> JointTrajectory:
-        self.point.positions = positions
-        self.point.velocities = velocities
+    def fill(
+        self, positions: np.ndarray | Sequence[float], velocities: np.ndarray | Sequence[float]
+    ) -> JointTrajectory:
+        self._positions.write(positions)
+        self._velocities.write(velocities)
         return self.msg

@@ -186,7 +186,7 @@ def test_core_loop_under_adversarial_chunks_stays_within_limits(cases: list[tupl
                 values = values + Q0[: values.shape[1]]
             controller.on_chunk(raw(space, values, stamp=t + offset), t)
         controller.cycle(t)
-        commands.append(controller.filter.position)
+        commands.append(controller.filter.position.copy())
         controller.on_joint_state(controller.filter.position, t, t)
     assert_within_limits(np.array(commands), controller.filter.limits, period)
     assert controller.counters.chunks_accepted > 0

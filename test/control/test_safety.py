@@ -173,7 +173,7 @@ def test_braking_from_full_speed_stops_inside_the_limits() -> None:
     limits = limits_for("so101")
     safety = SafetyFilter(limits, DT)
     safety.reset(limits.lower + 0.01)
-    commands = [safety.position]
+    commands = [safety.position.copy()]
     for _ in range(800):  # drive at the upper bound at full speed...
         commands.append(safety.step(limits.upper + 5.0, safety.position))
     for _ in range(800):  # ...then brake (None) mid-way
