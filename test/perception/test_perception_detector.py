@@ -6,12 +6,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 from pretrained import centerface_model
 
+from robot_brain.errors import ConfigurationError
 from robot_brain.inference.model import load_model
 from robot_brain.inference.runtime import RuntimeOptions
-from robot_brain.perception.detector import ColorTargetDetector
+from robot_brain.perception.detector import ApparentSize, ColorTargetDetector
 from robot_brain.perception.geometry import (
     CameraModel,
     depth_at,
@@ -104,3 +106,44 @@ def test_centerface_pretrained_model_through_generic_vision_path() -> None:
     assert 0.0 <= float(outputs["537"].min()) and float(outputs["537"].max()) < 0.5  # no face in grey
     contract = yaml.safe_load(CENTERFACE_SIDECAR.read_text())
     assert contract["kind"] == "vision" and contract["reshape_graph"] is True
+
+
+def test_ignore_mask_leaves_out_a_larger_blob_of_the_same_colour() -> None:
+    target = np.array([0.62, 0.11, 0.0])
+    frame, (u, v) = scene(target)
+    cv2.rectangle(frame, (400, 300), (520, 420), (0, 0, 230), -1)  # a red arm link, far larger than the target
+    detector = ColorTargetDetector(*RED)
+    assert detector.detect(frame, "bgr8").area > 10000  # the plain detector takes the link
+    ignore = np.zeros((480, 640), np.uint8)
+    cv2.rectangle(ignore, (396, 296), (524, 424), 255, -1)
+    detection = detector.detect(frame, "bgr8", ignore=ignore)
+    assert detection is not None and abs(detection.u - u) < 1.0 and abs(detection.v - v) < 1.0
+    with pytest.raises(ConfigurationError, match="ignore mask: expected uint8 640x480"):
+        detector.detect(frame, "bgr8", ignore=np.zeros((240, 320), np.uint8))
+
+
+def test_apparent_size_rejects_blobs_of_the_wrong_size_at_their_distance() -> None:
+    target = np.array([0.62, 0.11, 0.0])
+    # A disc of 2.8 cm diameter on the table, 1 m below the camera: r = 0.014 * 525 / 1.0 = 7.35 px.
+    frame, (u, v) = scene(target, radius=7)
+    cv2.rectangle(frame, (400, 300), (520, 420), (0, 0, 230), -1)  # 23 cm square: no 2.8 cm object looks like that
+    cv2.circle(frame, (100, 400), 2, (0, 0, 230), -1)  # a speck
+    size = ApparentSize(0.028, CAMERA_POSE, [0, 0, 1, 0])
+    detector = ColorTargetDetector(*RED, min_area=1.0, size_check=size)
+    detection = detector.detect(frame, "bgr8", camera=CAMERA)
+    assert detection is not None and abs(detection.u - u) < 1.0 and abs(detection.v - v) < 1.0
+    assert detector.last_rejected_by_size == 2
+    low, high = size.area_bounds(CAMERA, u, v)
+    assert low < detection.area < high
+    # Twice as far away, a quarter of the area (1/z^2), and more off-axis (1/cos).
+    far = ApparentSize(0.028, CAMERA_POSE, [0, 0, 1, -1.0])
+    far_low, far_high = far.area_bounds(CAMERA, u, v)
+    assert 0.24 * high < far_high < 0.26 * high and 0.24 * low < far_low < 0.26 * low
+    assert size.area_bounds(CAMERA, u, v) is not None
+    assert ApparentSize(0.028, CAMERA_POSE, [0, 0, 1, 2.0]).area_bounds(CAMERA, u, v) is None  # plane behind
+    with pytest.raises(ConfigurationError, match="expected the frame's camera model"):
+        detector.detect(frame, "bgr8")
+    with pytest.raises(ConfigurationError, match="object_size: expected a size > 0 m"):
+        ApparentSize(0.0, CAMERA_POSE, [0, 0, 1, 0])
+    with pytest.raises(ConfigurationError, match="plane: expected"):
+        ApparentSize(0.03, CAMERA_POSE, [0, 0, 0, 0])
