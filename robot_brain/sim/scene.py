@@ -59,6 +59,9 @@ class SceneOptions:
     gravity_compensation: bool = True
     self_collision: bool = False
     object_rgba: tuple[float, float, float, float] = (0.9, 0.1, 0.1, 1.0)
+    # Paint every robot geom this colour (materials and textures dropped): an orange or red
+    # industrial arm in front of a red object, for perception's self-filter. None keeps the URDF's.
+    arm_rgba: tuple[float, float, float, float] | None = None
     table_rgba: tuple[float, float, float, float] = (0.62, 0.6, 0.57, 1.0)
     camera_width: int = 320
     camera_height: int = 240
@@ -71,6 +74,10 @@ class SceneOptions:
                 f"actuator gains: expected bandwidth_hz > 0 and damping_ratio > 0, "
                 f"found {self.bandwidth_hz} and {self.damping_ratio}"
             )
+        if self.arm_rgba is not None and (
+            len(self.arm_rgba) != 4 or not all(0.0 <= float(c) <= 1.0 for c in self.arm_rgba)
+        ):
+            raise ConfigurationError(f"arm colour: expected [r g b a] in 0-1, found {list(self.arm_rgba)}")
         if self.camera_width < 16 or self.camera_height < 16:
             raise ConfigurationError(
                 f"camera size: expected at least 16x16 pixels, found {self.camera_width}x{self.camera_height}"
@@ -318,6 +325,10 @@ def _configure_robot(spec: mujoco.MjSpec, options: SceneOptions) -> None:
     """Integrator, contacts, groups and gravity compensation of the robot's bodies."""
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.timestep = options.timestep
+    if options.arm_rgba is not None:
+        for geom in spec.geoms:  # only the robot's so far (the environment comes later), the root link's included
+            geom.material = ""
+            geom.rgba = list(options.arm_rgba)
     for body in spec.bodies:
         if body.name == "world":
             continue
