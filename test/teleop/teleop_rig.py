@@ -6,6 +6,8 @@ The clock is the test's: each :meth:`Rig.step` advances it by one poll period, s
 
 from __future__ import annotations
 
+from typing import Any
+
 from robot_brain.teleop.gamepad import Gamepad
 from robot_brain.teleop.mapping import TeleopMapping
 from robot_brain.teleop.operator import Intent, Operator
@@ -61,3 +63,15 @@ class Rig:
         """Dead-man released then held: motion allowed from the returned step on."""
         self.release(DEADMAN)
         return self.hold(DEADMAN)
+
+
+def flatten_parameters(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML keys as ROS 2 parameter names (``axis_linear: {x: 1}`` is ``axis_linear.x``), as rcl reads them."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_parameters(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

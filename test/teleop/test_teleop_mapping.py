@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from teleop_rig import flatten_parameters
 
 from robot_brain.errors import UserError
 from robot_brain.teleop.mapping import PARAMETERS, MappingError, TeleopMapping, default_parameters
@@ -15,21 +16,9 @@ from robot_brain.teleop.reading import SDL_LAYOUT, counted_layout
 REPO = Path(__file__).resolve().parents[2]
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested YAML keys as ROS 2 parameter names (``axis_linear: {x: 1}`` is ``axis_linear.x``)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def test_yaml_mirrors_every_parameter_in_order() -> None:
     loaded = yaml.safe_load((REPO / "config" / "teleop.yaml").read_text())["/**"]["ros__parameters"]
-    flat = flatten(loaded)
+    flat = flatten_parameters(loaded)
     assert list(flat) == [name for name, _, _ in PARAMETERS]
     for name, default, _ in PARAMETERS:
         assert flat[name] == default and type(flat[name]) is type(default), name
