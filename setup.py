@@ -17,6 +17,7 @@ NODE_SCRIPTS = {
     "policy": "robot_brain.nodes.policy:main",
     "perception": "robot_brain.nodes.perception:main",
     "sim": "robot_brain.nodes.sim:main",
+    "recorder": "robot_brain.nodes.recorder:main",
 }
 
 setup(

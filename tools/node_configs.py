@@ -38,6 +38,10 @@ NODES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sim": ("robot_brain.nodes.sim", "SimNode", (
         "# Use: sim --ros-args --params-file config/sim.yaml -p urdf_path:=/path/to/robot.urdf",
     )),
+    "recorder": ("robot_brain.nodes.recorder", "RecorderNode", (
+        "# Use: recorder --ros-args --params-file config/recorder.yaml -p urdf_path:=/path/to/robot.urdf \\",
+        "#        -p operator:=op-0123456789abcdef   (a pseudonym: robot-brain consent show NAME)",
+    )),
 }
 
 

@@ -310,6 +310,31 @@ class EpisodeStore:
             raise EpisodeStateError(f"episode {episode_id} is {manifest.state}: {hint}")
         return EpisodeReader(self.episode_dir(episode_id), manifest, self.typestore)
 
+    def discard_episode(self, episode_id: str) -> EpisodeManifest:
+        """Throw away a finished episode (the operator's re-record button): bag and URDF copy deleted.
+
+        The manifest stays as a ``discarded`` tombstone, as for an episode discarded while
+        recording. Refused while another process writes it (``EpisodeStateError``).
+        """
+        manifest = self.load_manifest(episode_id)
+        if manifest.state == STATE_DISCARDED:
+            return manifest
+        path = self.episode_dir(episode_id)
+        lock = EpisodeLock(self._lock_path(episode_id))
+        if not lock.try_acquire():
+            raise EpisodeStateError(f"episode {episode_id} is being written by another process")
+        try:
+            for entry in path.iterdir():
+                if entry.name != MANIFEST_NAME:
+                    entry.unlink()
+            manifest.state = STATE_DISCARDED
+            write_manifest(path, manifest)
+        except (OSError, DataFileError) as error:
+            raise storage_error(error, f"discarding episode {episode_id} in", path) from None
+        finally:
+            lock.release()
+        return manifest
+
     # -- recovery ---------------------------------------------------------------------------------
 
     def recover(self) -> list[RecoveryResult]:
