@@ -128,6 +128,10 @@ class QuietAfter:
     def quiet(self) -> bool:
         return self._remaining == 0
 
+    def silence(self) -> None:
+        """Nothing to repeat (e.g. a value that was measured, not commanded)."""
+        self._remaining = 0
+
     def due(self, changed: bool) -> bool:
         if changed:
             self._remaining = self.count
@@ -495,6 +499,8 @@ class ArmController:
         """
         command = self._brake_command
         command.clear()
+        if self.source != "fault":
+            self.counters.fault_brakes += 1
         self.source = "fault"
         self.fault = "the control cycle failed: braking to rest"
         if not self.filter.seeded:
@@ -532,7 +538,10 @@ class ArmController:
         self._gripper_seed_pending = False
         measured, received, _ = self._gripper_state.get()
         if measured is not None and now - received <= self.config.state_timeout and self.gripper.seed(measured):
-            self._last_gripper = self.gripper.value  # seeding alone publishes nothing
+            # Seeding alone publishes nothing: a gripper holding an object measures less closed
+            # than commanded, and sending the measurement would loosen the grasp.
+            self._last_gripper = self.gripper.value
+            self._gripper_publish.silence()
 
     def _take_teleop_gripper(self, now: float) -> float | None:
         """A new operator gripper request (fresh, not yet seen), else None; every request is seen once."""
