@@ -24,15 +24,18 @@ class SdlError(UserError):
 
 
 def prepare_sdl_environment(environment: dict[str, str] | Any = os.environ) -> None:
-    """Environment SDL reads at start-up: no display needed, pads read in the background, no pygame banner.
+    """Environment SDL reads at start-up: no display needed, pads read in the background, signals left alone.
 
     ``SDL_VIDEODRIVER=dummy`` when there is no X11 or Wayland display (pygame's event queue
     needs SDL's video subsystem, which the dummy driver provides without a screen);
-    ``SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS=1`` so pads are read without a focused window.
-    Values already set are kept.
+    ``SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS=1`` so pads are read without a focused window;
+    ``SDL_NO_SIGNAL_HANDLERS=1`` because SDL's event subsystem otherwise takes over SIGTERM
+    (and SIGINT where Python has not) and only queues a quit event: measured, a process with a
+    pad open survived ``kill``. No pygame banner on stdout. Values already set are kept.
     """
     environment.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     environment.setdefault("SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS", "1")
+    environment.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     if not environment.get("DISPLAY") and not environment.get("WAYLAND_DISPLAY"):
         environment.setdefault("SDL_VIDEODRIVER", "dummy")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -198,3 +201,24 @@ def test_bad_selection_and_missing_pygame_are_user_errors(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "pygame", None)
     with pytest.raises(GamepadError, match="pip install pygame"):
         import_pygame()
+
+
+def test_an_open_gamepad_leaves_sigterm_to_the_process() -> None:
+    """SDL's event subsystem would take SIGTERM over (and only queue a quit event): a node must still die on kill."""
+    script = (
+        "import sys, time\n"
+        "from robot_brain.teleop.gamepad import Gamepad\n"
+        "pad = Gamepad(); pad.open(); print('open', flush=True)\n"
+        "while True:\n"
+        "    pad.poll(); time.sleep(0.01)\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "SDL_NO_SIGNAL_HANDLERS"}
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "open"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
