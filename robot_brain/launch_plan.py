@@ -477,6 +477,8 @@ def _typed_like(name: str, value: Any, default: Any) -> Any:
             return value
     elif isinstance(default, float) and isinstance(value, (int, float)):
         return float(value)
+    elif isinstance(default, float) and isinstance(value, str) and _is_float(value):
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
     elif isinstance(default, int) and isinstance(value, (int, float)) and float(value).is_integer():
         return int(value)
     elif isinstance(default, str) and isinstance(value, str):
@@ -486,6 +488,13 @@ def _typed_like(name: str, value: Any, default: Any) -> Any:
     raise ConfigurationError(
         f"parameter '{name}': expected {_kind(default)} (the node declares {default!r}), found {value!r}"
     )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _kind(default: Any) -> str:

@@ -124,11 +124,13 @@ def test_values_rcl_cannot_hold_are_one_line_errors(tmp_path: Path, capsys) -> N
 
 def test_overrides_take_the_type_the_node_declares(tmp_path: Path, capsys) -> None:
     """``--param sim.camera_rate_hz=30`` (the README's example) must not kill the sim (rclpy: int is not float)."""
-    overrides = parse_overrides(["sim.camera_rate_hz=30", "sim.home=[0, 0, 0, 0, 0, 0]", "policy.warmup_runs=2.0"])
+    overrides = parse_overrides(["sim.camera_rate_hz=30", "sim.home=[0, 0, 0, 0, 0, 0]", "policy.warmup_runs=2.0",
+                                 "sim.timestep=1e-3"])
     plan = sim_plan(resolve_robot("xarm6"), overrides=overrides)
     assert plan.node("sim").parameters["camera_rate_hz"] == 30.0 and isinstance(
         plan.node("sim").parameters["camera_rate_hz"], float)
     assert plan.node("sim").parameters["home"] == [0.0] * 6
+    assert plan.node("sim").parameters["timestep"] == 0.001  # YAML 1.1 reads 1e-3 as a string
     assert plan.node("policy").parameters["warmup_runs"] == 2 and isinstance(
         plan.node("policy").parameters["warmup_runs"], int)
     _check_plan_files(plan, tmp_path)
