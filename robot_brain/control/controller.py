@@ -385,6 +385,8 @@ class ArmController:
         self.filter.seeded = False
         self._gripper_seed_pending = True
         self._gripper_goal = None
+        self._teleop_seen = -1  # teleop's joint velocity and the condition number: recomputed at once
+        self._singularity_countdown = 0
 
     @property
     def stopped(self) -> bool:
