@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,22 +179,27 @@ def plan_from_arguments(args: argparse.Namespace, sim: bool) -> LaunchPlan:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_from_arguments(args, args.sim)
+    temporary = args.params_dir is None and not args.dry_run
     folder = args.params_dir or Path(tempfile.mkdtemp(prefix="robot_brain_up_"))
-    commands = plan.commands(folder, sys.executable)
-    if args.dry_run:
-        for name, command in commands.items():
-            print(f"{name}: {' '.join(command)}")
-        return 0
-    group = NodeProcesses()
-    for note in plan.notes:
-        group.say(f"[up] note: {note}")
-    group.say(f"[up] {plan.robot.name}: starting {', '.join(plan.names)} (params in {folder}); Ctrl-C stops")
-    group.start(commands)
-    stop = stop_on_signals()
-    code = group.wait(stop)
-    if stop.is_set():
-        group.say("[up] stopping the nodes")
-    return code
+    try:
+        commands = plan.commands(folder, sys.executable)
+        if args.dry_run:
+            for name, command in commands.items():
+                print(f"{name}: {' '.join(command)}")
+            return 0
+        group = NodeProcesses()
+        for note in plan.notes:
+            group.say(f"[up] note: {note}")
+        group.say(f"[up] {plan.robot.name}: starting {', '.join(plan.names)} (params in {folder}); Ctrl-C stops")
+        group.start(commands)
+        stop = stop_on_signals()
+        code = group.wait(stop)
+        if stop.is_set():
+            group.say("[up] stopping the nodes")
+        return code
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)  # the nodes read their params files at start-up only
 
 
 def stop_on_signals() -> threading.Event:

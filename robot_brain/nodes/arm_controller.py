@@ -37,13 +37,13 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from robot_brain_msgs.msg import ActionChunk
+from robot_brain_msgs.msg import ActionChunk, JointJog
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_brain.control.controller import ArmController, Command, ControllerConfig
+from robot_brain.control.controller import ArmController, Command, ControllerConfig, gripper_closed_fraction
 from robot_brain.control.loop import ControlLoop
 from robot_brain.control.safety import SafetyLimits
 from robot_brain.embodiment import ArmSpec
@@ -105,6 +105,8 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("joint_states_topic", "/joint_states", "sensor_msgs/JointState input"),
     ("action_chunk_topic", "/policy/action_chunk", "robot_brain_msgs/ActionChunk input"),
     ("teleop_topic", "/teleop/twist", "geometry_msgs/TwistStamped input (frame_id: base link or tip link)"),
+    ("joint_jog_topic", "/teleop/joint_jog", "robot_brain_msgs/JointJog input (control_msgs/JointJog's fields)"),
+    ("teleop_gripper_topic", "/teleop/gripper", "std_msgs/Float64 gripper request in [0, 1] (1 closed) from teleop"),
     ("position_margin", 0.02, "Kept off both ends of every joint range, rad or m (at most 10% of the range)"),
     ("velocity_scale", 0.5, "Fraction of the URDF velocity limits used, (0, 1]"),
     ("acceleration_limits", [0.0], "Per-joint acceleration limits, rad/s² ([0.0]: acceleration_limit_factor)"),
@@ -205,14 +207,21 @@ class ArmControllerNode(BrainNode):
         self._indexer = JointStateIndexer(spec.joint_names)
         self._frames = {"": False, spec.base_link: False, spec.tip_link: True}
         controller_name = str(value(self, "controller_name")).strip("/") or DEFAULT_CONTROLLERS[mode]
+        order = [int(i) for i in self._order]  # controller order → arm order, applied in place by the messages
         if mode == "forward_position":
-            self._arm_out: Any = ForwardCommand()
+            self._arm_out: Any = ForwardCommand(spec.dof, order)
             publisher = self.create_publisher(Float64MultiArray, f"/{controller_name}/commands", 10)
         else:
-            self._arm_out = TrajectoryCommand(joints, max(config.period * config.publish_every, 1e-3))
+            self._arm_out = TrajectoryCommand(joints, max(config.period * config.publish_every, 1e-3), order)
             publisher = self.create_publisher(JointTrajectory, f"/{controller_name}/joint_trajectory", 10)
         self._arm_publisher = publisher
         self._gripper_out = ForwardCommand()
+        # The measured gripper opening seeds the gripper's rate limit at each activation.
+        self._gripper_indexer = JointStateIndexer(spec.driven_gripper_joints) if spec.driven_gripper_joints else None
+        if self._gripper_indexer is not None:
+            measured_open, measured_closed = spec.gripper_open_closed()
+            invert = bool(value(self, "gripper_invert"))
+            self._gripper_open_closed = (measured_closed, measured_open) if invert else (measured_open, measured_closed)
         self._gripper_publisher = None
         if spec.gripper_joints or gripper_mode == "normalized":
             self._gripper_publisher = self.create_publisher(Float64MultiArray, str(value(self, "gripper_topic")), 10)
@@ -238,6 +247,18 @@ class ArmControllerNode(BrainNode):
                     TwistStamped, str(value(self, "teleop_topic")), self._on_teleop, qos_profile_sensor_data
                 ),
             ),
+            (
+                "subscription",
+                self.create_subscription(
+                    JointJog, str(value(self, "joint_jog_topic")), self._on_joint_jog, qos_profile_sensor_data
+                ),
+            ),
+            (
+                "subscription",
+                self.create_subscription(
+                    Float64, str(value(self, "teleop_gripper_topic")), self._on_teleop_gripper, QoSProfile(depth=10)
+                ),
+            ),
             ("service", self.create_service(Trigger, "~/estop", self._on_estop)),
             ("service", self.create_service(Trigger, "~/reset", self._on_reset)),
         ]
@@ -251,6 +272,7 @@ class ArmControllerNode(BrainNode):
             realtime_priority=int(value(self, "realtime_priority")),
             name="arm_controller_loop",
             on_error=self._on_loop_error,
+            fallback=controller.brake,
             idle_margin=float(value(self, "idle_margin_us")) * 1e-6,
             wake_spin=float(value(self, "wake_spin_us")) * 1e-6,
         )
@@ -413,24 +435,35 @@ class ArmControllerNode(BrainNode):
             self._joint_states_ignored += 1  # counted with the core's non-finite/wrong-size rejections
             self.get_logger().warning(f"joint state ignored: {error}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        controller.on_joint_state(positions, self._loop_time(msg.header.stamp), time.monotonic())
+        received = time.monotonic()
+        controller.on_joint_state(positions, self._loop_time(msg.header.stamp), received)
+        if self._gripper_indexer is not None:
+            try:
+                gripper = self._gripper_indexer.positions(msg)
+            except (ValueError, IndexError):
+                return  # a driver that does not publish the gripper: the gripper seeds from its last command
+            closed = gripper_closed_fraction(gripper, *self._gripper_open_closed)
+            if closed == closed:  # NaN: the joints do not tell
+                controller.on_gripper_state(closed, received)
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         controller = self.controller
         if controller is None:
             return
-        stamp = self._loop_time(msg.header.stamp)
+        stamp, arrival = self._loop_time(msg.header.stamp), time.monotonic()
         if self._slow_lane is not None and self._cooperative:
             # IK takes 1-3 ms: longer than a period. Convert off the loop's thread; the epoch
             # keeps a chunk received before an e-stop or reset from being accepted after it,
             # and the chunk's age is judged when it is converted, not when it arrived.
             epoch = controller.epoch
-            self._slow_lane.submit_chunk(lambda: self._convert_chunk(controller, msg, stamp, epoch))
+            self._slow_lane.submit_chunk(lambda: self._convert_chunk(controller, msg, stamp, arrival, epoch))
             return
-        self._convert_chunk(controller, msg, stamp, None)
+        self._convert_chunk(controller, msg, stamp, arrival, None)
 
-    def _convert_chunk(self, controller: ArmController, msg: ActionChunk, stamp: float, epoch: int | None) -> None:
-        reason = controller.on_chunk(raw_chunk(msg, stamp), time.monotonic(), epoch)
+    def _convert_chunk(
+        self, controller: ArmController, msg: ActionChunk, stamp: float, arrival: float, epoch: int | None
+    ) -> None:
+        reason = controller.on_chunk(raw_chunk(msg, stamp), time.monotonic(), epoch, arrival=arrival)
         if reason is not None:
             self.get_logger().warning(
                 f"chunk {msg.model_id}#{msg.step} rejected: {reason}", throttle_duration_sec=LOG_THROTTLE_S
@@ -450,6 +483,28 @@ class ArmControllerNode(BrainNode):
             )
             return
         controller.on_teleop(twist_to_array(msg), tool_frame, time.monotonic())
+
+    def _on_joint_jog(self, msg: JointJog) -> None:
+        """Joint jog (control_msgs/JointJog's fields): the named joints at their velocities, the others held."""
+        controller = self.controller
+        if controller is None:
+            return
+        spec = controller.spec
+        velocities = np.zeros(spec.dof)
+        if len(msg.velocities) != len(msg.joint_names) or any(n not in spec.joint_names for n in msg.joint_names):
+            controller.counters.teleop_rejected += 1
+            self.get_logger().warning(
+                f"joint jog ignored: expected velocities for arm joints {list(spec.joint_names)}, found "
+                f"{list(msg.joint_names)} with {len(msg.velocities)} velocities", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        for name, velocity in zip(msg.joint_names, msg.velocities, strict=True):
+            velocities[spec.joint_names.index(name)] = velocity
+        controller.on_joint_jog(velocities, time.monotonic())
+
+    def _on_teleop_gripper(self, msg: Float64) -> None:
+        controller = self.controller
+        if controller is not None:
+            controller.on_teleop_gripper(float(msg.data), time.monotonic())
 
     def _on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.controller is None:
@@ -475,14 +530,13 @@ class ArmControllerNode(BrainNode):
 
     # ----------------------------------------------------------------------------- outputs
     def _publish(self, command: Command) -> None:
-        """Loop thread: send what the cycle produced (arm order → controller order)."""
+        """Loop thread: send what the cycle produced; the messages reorder arm → controller order in place."""
         if command.positions is not None:
-            positions = command.positions[self._order].tolist()
             if self._mode == "forward_position":
-                self._arm_publisher.publish(self._arm_out.fill(positions))
+                self._arm_publisher.publish(self._arm_out.fill(command.positions))
             else:
                 assert command.velocities is not None
-                self._arm_publisher.publish(self._arm_out.fill(positions, command.velocities[self._order].tolist()))
+                self._arm_publisher.publish(self._arm_out.fill(command.positions, command.velocities))
         if command.gripper is not None and self._gripper_publisher is not None:
             self._gripper_publisher.publish(self._gripper_out.fill(command.gripper))
 

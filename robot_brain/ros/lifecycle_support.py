@@ -1,21 +1,18 @@
-"""What every robot_brain node does the same way: load its arm, and fail ``configure`` cleanly.
+"""How every robot_brain node that needs the arm gets it: the same parameters, one loader.
 
 Nodes take the robot description from the ``robot_description`` parameter (URDF XML, the ROS
 convention) or ``urdf_path`` (a .urdf or .xacro file), with optional ``base_link`` and
-``tip_link`` overrides of the detected chain. A user-fixable problem during ``configure``
-is logged as one line, leaves the node unconfigured with nothing half-built, and fails the
-transition.
+``tip_link`` overrides of the detected chain. A problem raises a one-line ``UserError`` that
+the node skeleton turns into a failed ``configure``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 
-from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.errors import ConfigurationError
 from robot_brain.ros.model_params import value
 
 if TYPE_CHECKING:
@@ -46,25 +43,7 @@ def arm_from_parameters(node: Node, *, required: bool = True) -> Arm | None:
         )
     from robot_brain.embodiment import load_arm  # Pinocchio is imported only when a robot is given
 
-    arm = load_arm(
+    # load_arm logs each default-limit warning once per process: the node does not repeat them.
+    return load_arm(
         source, base_link=str(value(node, "base_link")) or None, tip_link=str(value(node, "tip_link")) or None
     )
-    for warning in arm.spec.warnings:
-        node.get_logger().warning(warning)
-    return arm
-
-
-def configure_transition(
-    node: Node, configure: Callable[[], None], teardown: Callable[[], None]
-) -> tuple[TransitionCallbackReturn, str]:
-    """Run a node's ``configure`` step; on a user-fixable error log one line and undo it.
-
-    Returns the transition result and the node's new status text.
-    """
-    try:
-        configure()
-    except UserError as error:
-        node.get_logger().error(f"configure failed: {error}")
-        teardown()
-        return TransitionCallbackReturn.FAILURE, f"configure failed: {error}"
-    return TransitionCallbackReturn.SUCCESS, "inactive"

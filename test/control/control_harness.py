@@ -58,9 +58,11 @@ class FakeArm(Node):
         super().__init__("fake_arm", context=context)
         spec = arm.spec
         self.arm = arm
-        # Reversed order plus an unrelated joint: the controller must map by name.
-        self.names = [*reversed(spec.joint_names), "unrelated_joint"]
+        # Reversed order, the driven gripper joints and an unrelated joint: the controller must map by name.
+        self.gripper_names = list(spec.driven_gripper_joints)
+        self.names = [*reversed(spec.joint_names), *self.gripper_names, "unrelated_joint"]
         self.position = np.array(start, dtype=float)
+        self.gripper_position = spec.gripper_open_closed()[0].copy() if self.gripper_names else np.zeros(0)
         self.publishing = True
         self.lock = threading.Lock()
         self.recorded = Recorded()
@@ -83,7 +85,7 @@ class FakeArm(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.name = self.names
         with self.lock:
-            msg.position = [*reversed(self.position.tolist()), 0.5]
+            msg.position = [*reversed(self.position.tolist()), *self.gripper_position.tolist(), 0.5]
         self.state_publisher.publish(msg)
 
     def _on_command(self, msg: Float64MultiArray) -> None:
@@ -101,6 +103,8 @@ class FakeArm(Node):
     def _on_gripper(self, msg: Float64MultiArray) -> None:
         with self.lock:
             self.recorded.gripper.append((time.monotonic(), np.array(msg.data)))
+            if len(msg.data) == len(self.gripper_position):
+                self.gripper_position = np.array(msg.data)  # a gripper that follows its command
 
     def _on_estopped(self, msg: Bool) -> None:
         with self.lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -180,14 +181,15 @@ def test_teleop_twist_moves_the_tool_and_times_out() -> None:
 def test_trajectory_mode_and_gripper_channel() -> None:
     with bench("panda", command_mode="trajectory", publish_rate=100.0) as b:
         q0 = b.position()
-        actions = np.tile(q0 + 0.1, (10, 1))
-        b.fake.chunks.publish(b.fake.chunk("joint_position", actions, gripper=np.ones(10)))
+        # 1 s of "closed": the gripper starts from its measured (open) position and closes at its rate limit.
+        actions = np.tile(q0 + 0.1, (20, 1))
+        b.fake.chunks.publish(b.fake.chunk("joint_position", actions, gripper=np.ones(20)))
         moved(b, q0 + 0.1)
         trajectory = b.fake.recorded.trajectories[-1][1]
         assert list(trajectory.joint_names) == list(b.arm.spec.joint_names)
         assert trajectory.points[0].time_from_start.nanosec == 10_000_000
-        b.wait_for(lambda: b.fake.recorded.gripper and np.allclose(b.fake.recorded.gripper[-1][1], [0.0]), 3.0,
-                   "the gripper to close (Panda fingers closed at 0 m)")
+        b.wait_for(lambda: b.fake.recorded.gripper and np.allclose(b.fake.recorded.gripper[-1][1], [0.0], atol=5e-4),
+                   3.0, "the gripper to close (Panda fingers closed at 0 m)")
         assert len(b.fake.recorded.trajectories) < 0.3 * b.node.loop.stats.cycles  # 100 Hz of 500 Hz
 
 
@@ -205,3 +207,75 @@ def test_bad_configuration_fails_configure_with_a_clear_message(parameters: dict
         assert not b.fake.transition(Transition.TRANSITION_CONFIGURE)
         assert message in b.node._status
         assert b.fake.lifecycle_state() == "unconfigured"
+
+
+def test_joint_jog_moves_only_the_named_joint_and_times_out() -> None:
+    from robot_brain_msgs.msg import JointJog
+
+    with bench("panda") as b:
+        publisher = b.fake.create_publisher(JointJog, "/teleop/joint_jog", 10)
+        start = b.position()
+        name = b.arm.spec.joint_names[2]
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:
+            msg = JointJog(joint_names=[name], velocities=[0.3])
+            msg.header.stamp = b.fake.get_clock().now().to_msg()
+            publisher.publish(msg)
+            time.sleep(0.02)
+        end = b.wait_until_still()
+        moved_by = end - start
+        assert moved_by[2] > 0.05, moved_by
+        assert np.allclose(np.delete(moved_by, 2), 0.0, atol=1e-9), moved_by
+        bad = JointJog(joint_names=["not_a_joint"], velocities=[0.3])
+        publisher.publish(bad)
+        b.wait_for(lambda: b.node.controller.counters.teleop_rejected > 0, 5.0, "the bad jog to be counted")
+
+
+def test_teleop_gripper_request_closes_the_gripper_rate_limited() -> None:
+    from std_msgs.msg import Float64
+
+    with bench("panda") as b:
+        publisher = b.fake.create_publisher(Float64, "/teleop/gripper", 10)
+        b.wait_for(lambda: publisher.get_subscription_count() > 0, 10.0, "the controller's gripper subscription")
+        open_, closed = b.arm.spec.gripper_open_closed()
+        publisher.publish(Float64(data=1.0))
+        b.wait_for(lambda: b.fake.recorded.gripper and abs(b.fake.recorded.gripper[-1][1][0] - closed[0]) < 1e-9,
+                   5.0, "the gripper to close")
+        # Seeded from the measured (open) gripper: every command moves at most the rate limit, the first included.
+        values = [float(open_[0])] + [float(v[0]) for _, v in b.fake.recorded.gripper]
+        steps = np.abs(np.diff(values))
+        span = abs(float(open_[0] - closed[0]))
+        period = 1.0 / b.node.controller.config.rate_hz
+        assert len(values) > 10 and np.all(steps <= span * b.node.controller.config.gripper_max_speed * period + 1e-9)
+
+
+def test_a_control_loop_that_raises_brakes_to_rest_reports_and_takes_the_error_path() -> None:
+    with bench("panda", activate=False) as b:
+        assert b.fake.transition(1), "configure failed"
+        controller, loop = b.node.controller, b.node.loop
+        failing = threading.Event()
+        cycle = controller.cycle
+
+        def cycle_that_can_fail(now: float) -> object:  # fault injection: the cycle raises once asked to
+            if failing.is_set():
+                raise RuntimeError("injected control fault")
+            return cycle(now)
+
+        loop._compute = cycle_that_can_fail
+        assert b.fake.transition(3), "activate failed"
+        target = b.position() + 0.3
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(target[::-1], (10, 1)),
+                                           joint_names=tuple(reversed(b.arm.spec.joint_names))))
+        b.wait_for(lambda: controller.source == "policy" and controller.filter.moving, 5.0, "motion")
+        failing.set()
+        b.wait_for(lambda: b.node.fault.startswith("control loop failed: RuntimeError: injected control fault"), 5.0,
+                   "the fault")
+        end = b.wait_until_still()
+        commands = b.fake.commands()
+        limits = controller.filter.limits
+        assert np.all(commands >= limits.lower - 1e-9) and np.all(commands <= limits.upper + 1e-9)
+        velocity = np.diff(commands, axis=0) * controller.config.rate_hz
+        assert np.all(np.abs(velocity) <= limits.velocity + 1e-6)
+        assert np.all(np.abs(np.diff(velocity, axis=0)) * controller.config.rate_hz <= limits.acceleration + 1e-6)
+        assert not np.allclose(end, target, atol=1e-3), "it braked instead of finishing the motion"
+        b.wait_for(lambda: b.fake.lifecycle_state() == "unconfigured", 5.0, "the error path to end unconfigured")
