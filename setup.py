@@ -18,6 +18,7 @@ NODE_SCRIPTS = {
     "perception": "robot_brain.nodes.perception:main",
     "sim": "robot_brain.nodes.sim:main",
     "recorder": "robot_brain.nodes.recorder:main",
+    "teleop": "robot_brain.nodes.teleop:main",
 }
 
 setup(

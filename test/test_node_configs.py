@@ -25,12 +25,23 @@ def test_every_config_file_is_what_the_node_declares() -> None:
 def test_config_values_equal_the_declared_defaults(node: str) -> None:
     module_name, class_name, _ = NODES[node]
     node_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
-    values = yaml.safe_load(render(node))["/**"]["ros__parameters"]
+    values = _flatten(yaml.safe_load(render(node))["/**"]["ros__parameters"])
     declared = node_class.declared_parameters()
     assert list(values) == [name for name, _, _ in declared]
     for name, default, description in declared:
         assert values[name] == default, name
         assert description, f"{node}.{name} has no description"
+
+
+def _flatten(values: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested keys (``axis_linear: {x: 1}``) as ROS parameter names (``axis_linear.x``)."""
+    flat: dict[str, object] = {}
+    for key, item in values.items():
+        if isinstance(item, dict):
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = item
+    return flat
 
 
 @pytest.mark.parametrize("node", sorted(NODES))

@@ -38,6 +38,10 @@ NODES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sim": ("robot_brain.nodes.sim", "SimNode", (
         "# Use: sim --ros-args --params-file config/sim.yaml -p urdf_path:=/path/to/robot.urdf",
     )),
+    "teleop": ("robot_brain.nodes.teleop", "TeleopNode", (
+        "# Use: teleop --ros-args --params-file config/teleop.yaml -p urdf_path:=/path/to/robot.urdf",
+        "# The mapping uses teleop_twist_joy's parameter names; docs/teleop.md has the default button map.",
+    )),
     "recorder": ("robot_brain.nodes.recorder", "RecorderNode", (
         "# Use: recorder --ros-args --params-file config/recorder.yaml -p urdf_path:=/path/to/robot.urdf \\",
         "#        -p operator:=op-0123456789abcdef   (a pseudonym: robot-brain consent show NAME)",
@@ -57,9 +61,18 @@ def render(node: str) -> str:
         "/**:",
         "  ros__parameters:",
     ]
+    group = ""
     for name, default, description in node_class.declared_parameters():
         value = json.dumps(default, ensure_ascii=False)
-        lines.append(f"    {name}: {value}".ljust(44) + f"  # {description}")
+        prefix, dot, leaf = name.rpartition(".")
+        if dot:  # teleop_twist_joy style: axis_linear.x is written as axis_linear: {x: ...}, as its configs are
+            if prefix != group:
+                lines.append(f"    {prefix}:")
+                group = prefix
+            lines.append(f"      {leaf}: {value}".ljust(44) + f"  # {description}")
+        else:
+            group = ""
+            lines.append(f"    {name}: {value}".ljust(44) + f"  # {description}")
     return "\n".join(lines) + "\n"
 
 

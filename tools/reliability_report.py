@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reliability_report: error: {args.results}: no results (run pytest test/faults first)", file=sys.stderr)
         return 2
     rows = json.loads(args.results.read_text(encoding="utf-8"))
-    sys.path.insert(0, str(REPO / "test" / "faults"))
-    from system import MEASUREMENT_SLACK_S  # the suite's own slack, not a copy
+    sys.path.insert(0, str(REPO / "test"))
+    from helpers.cell_system import MEASUREMENT_SLACK_S  # the suite's own slack, not a copy
 
     args.out.write_text(render(rows, MEASUREMENT_SLACK_S * 1e3, args.machine), encoding="utf-8")
     print(f"reliability_report: {len(rows)} faults -> {args.out}")

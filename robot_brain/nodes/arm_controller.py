@@ -215,7 +215,7 @@ class ArmControllerNode(BrainNode):
             self._arm_out = TrajectoryCommand(joints, max(config.period * config.publish_every, 1e-3), order)
             publisher = self.create_publisher(JointTrajectory, f"/{controller_name}/joint_trajectory", 10)
         self._arm_publisher = publisher
-        self._gripper_out = ForwardCommand()
+        self._gripper_out = ForwardCommand(len(config.gripper_open))
         # The measured gripper opening seeds the gripper's rate limit at each activation.
         self._gripper_indexer = JointStateIndexer(spec.driven_gripper_joints) if spec.driven_gripper_joints else None
         if self._gripper_indexer is not None:
@@ -310,8 +310,17 @@ class ArmControllerNode(BrainNode):
             controller.request_stop()
 
     def _on_loop_error(self, error: BaseException) -> None:
-        """The control loop's ``compute`` or ``publish`` raised: a fault (brake, report, error state)."""
+        """The loop's ``compute`` or ``publish`` raised (on the loop's thread): report, flag and brake, nothing more.
+
+        The loop goes on with the core's braking step (its fallback) until the arm is at rest
+        and the halt is published; the error transition waits for that
+        (:meth:`ready_for_error_transition`).
+        """
         self.report_fault("control loop", error)
+
+    def ready_for_error_transition(self) -> bool:
+        loop = self.loop
+        return loop is None or not loop.running
 
     # ----------------------------------------------------------------------------- spinning
     def spin(self, executor: Executor, stop: threading.Event | None = None) -> None:
@@ -554,6 +563,7 @@ class ArmControllerNode(BrainNode):
         if controller is not None and loop is not None:
             values.update(loop.stats.summary())
             values["realtime"] = loop.realtime
+            values["failed_over_to_braking"] = loop.failed_over
             values["timer_slack_1ns"] = loop.timer_slack
             values["active_source"] = controller.source
             values["estopped"] = controller.estopped

@@ -381,10 +381,16 @@ class BrainNode(LifecycleNode):
         self.get_logger().error(f"{text}; stopping and entering the error state" if first else text)
         self.begin_stopping()
 
+    def ready_for_error_transition(self) -> bool:
+        """Whether a pending fault's error transition may run now (the controller waits until it has braked)."""
+        return True
+
     def service_requests(self) -> None:
         """Supervision (executor thread): carry out a fault's error transition or a requested shutdown."""
         with self._supervision_lock:
-            fault_pending, self._fault_pending = self._fault_pending, False
+            fault_pending = self._fault_pending and self.ready_for_error_transition()
+            if fault_pending:
+                self._fault_pending = False
         if fault_pending and self._active:
             self.trigger_deactivate()  # answers ERROR: on_error tears down, state unconfigured
         if self._shutdown_reason and not self._finished.is_set():

@@ -25,9 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from robot_brain_msgs.msg import ActionChunk
-from sensor_msgs.msg import Image, JointState
-from system import (
+from helpers.cell_system import (
     CHUNK_TIMEOUT_S,
     MEASUREMENT_SLACK_S,
     PERIOD_S,
@@ -40,6 +38,8 @@ from system import (
     running_system,
     wait_for,
 )
+from robot_brain_msgs.msg import ActionChunk
+from sensor_msgs.msg import Image, JointState
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 BRAKE_BOUND_S = 2 * PERIOD_S

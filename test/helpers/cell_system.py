@@ -1,4 +1,4 @@
-"""The brain as a cell runs it, for fault injection: node processes over DDS, the MuJoCo sim as the cell.
+"""The brain as a cell runs it, for fault-injection and teleop tests: node processes over DDS, a MuJoCo cell.
 
 :class:`System` starts the nodes of a launch plan (``robot-brain up``'s processes, in a DDS
 domain of their own, this host only) and an :class:`Observer` node in the test process that
@@ -69,6 +69,7 @@ class Observer(Node):
         self.lock = threading.Lock()
         self.commands: list[tuple[float, np.ndarray]] = []
         self.joint_times: list[float] = []
+        self.last_joints: JointState | None = None
         self.chunk_times: list[float] = []
         self.statuses: dict[str, list[tuple[float, DiagnosticStatus]]] = {}
         self.estopped: list[bool] = []
@@ -94,6 +95,14 @@ class Observer(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         self.joint_times.append(time.monotonic())
+        self.last_joints = msg
+
+    def joint_positions(self, names: Sequence[str]) -> np.ndarray:
+        """The latest measured positions of ``names`` (from the sim's /joint_states)."""
+        msg = self.last_joints
+        assert msg is not None, "no joint state yet"
+        index = {name: i for i, name in enumerate(msg.name)}
+        return np.array([msg.position[index[name]] for name in names])
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         self.chunk_times.append(time.monotonic())
