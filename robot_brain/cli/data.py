@@ -5,14 +5,22 @@
   recovery scan: an episode whose recorder died is salvaged (``recovered``) or marked
   ``incomplete``, and what was done is reported, so a damaged episode is never listed as
   complete.
+* ``export EPISODES... --out DIR [--fps N] [--codec C] [--all [--robot NAME]] [--json]``: a
+  LeRobot v3.0 dataset of the episodes whose operators' consent covers ``train`` now (and
+  ``export`` when ``--out`` is outside the data root); prints the resampling report, the
+  excluded episodes with reasons and the content hash (:mod:`robot_brain.data.export`).
+* ``purge --operator NAME [--rebuild] [--keep-enrollment] [--yes] [--json]``: the right to
+  erasure: the operator's episodes removed, datasets made from them marked stale or rebuilt,
+  the operator forgotten, the purge logged (:mod:`robot_brain.data.purge`). Asks first.
 
 Every subcommand takes ``--data-root DIR`` (default ``$ROBOT_BRAIN_DATA_ROOT``, else
 ``~/.local/share/robot_brain``), before or after the subcommand. Exit status: 0, or 2 with a
 one-line message per problem on stderr (a missing data root, an unreadable manifest, a
-recovery that could not be written).
+recovery that could not be written, a corrupt bag, an unknown episode or operator, mismatched
+robots, an unconfirmed or incomplete purge).
 
-Further subcommands (``export``, ``purge``) register themselves in ``register`` below with
-their own ``_add_<name>`` function.
+Further subcommands register themselves in ``register`` below with their own ``_add_<name>``
+function.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from robot_brain.data.episodes import EpisodeEntry, EpisodeStore, RecoveryResult
@@ -32,14 +41,19 @@ def register(subparsers: Any) -> None:
     """Add ``data`` and its subcommands."""
     parser = subparsers.add_parser(
         "data",
-        help="list recorded episodes (and recover crashed ones)",
-        description="The data factory's episodes: list them, recover those whose recorder died.",
+        help="recorded episodes: list, export as a LeRobot dataset, purge an operator",
+        description=(
+            "The data factory's episodes: list them (recovering those whose recorder died), export them as "
+            "LeRobot datasets with consent checked at export time, purge an operator's data (right to erasure)."
+        ),
     )
     parser.add_argument("--data-root", dest="data_root_group", metavar="DIR", default=None, help=DATA_ROOT_HELP)
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     common = argparse.ArgumentParser(add_help=False)
     add_data_root_argument(common)
     _add_ls(actions, common)
+    _add_export(actions, common)
+    _add_purge(actions, common)
 
 
 def data_layout(args: argparse.Namespace) -> DataLayout:
@@ -158,3 +172,144 @@ def format_table(entries: list[EpisodeEntry]) -> str:
         ]
         lines.append("  ".join([*cells, row[-1]]))
     return "\n".join(lines)
+
+
+def _add_export(actions: Any, common: argparse.ArgumentParser) -> None:
+    from robot_brain.data.export import CODECS, DEFAULT_CODEC, DEFAULT_FPS, GRIPPER_COMMAND_MODES
+
+    export = actions.add_parser(
+        "export",
+        parents=[common],
+        help="export episodes as a LeRobot v3.0 dataset (consent checked now)",
+        description=(
+            "Write a LeRobot v3.0 dataset of the episodes: joint state and action, end-effector pose and action, "
+            "gripper, perceived target and camera when present, resampled onto the frame grid by their timestamps. "
+            "Only episodes whose operator's consent covers 'train' now (and 'export' when --out is outside the data "
+            "root) are exported; the others are listed with the reason."
+        ),
+    )
+    export.add_argument("episodes", nargs="*", metavar="EPISODE", help="episode ids (see `robot-brain data ls`)")
+    export.add_argument("--out", required=True, metavar="DIR", help="the new dataset folder (must not hold files)")
+    export.add_argument("--fps", type=int, default=DEFAULT_FPS, help=f"frames per second (default {DEFAULT_FPS})")
+    export.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC, help=f"video codec (default {DEFAULT_CODEC})")
+    export.add_argument(
+        "--all", action="store_true", help="every episode of the data root (with --robot: of one robot)"
+    )
+    export.add_argument("--robot", metavar="NAME", help="with --all: only episodes of this robot")
+    export.add_argument(
+        "--command-joints",
+        metavar="J1,J2,...",
+        help="the arm controller's joint order in its commands (default: the arm's base-to-tip order)",
+    )
+    export.add_argument(
+        "--gripper-command",
+        choices=GRIPPER_COMMAND_MODES,
+        default="joint_position",
+        help="what the gripper commands hold (default joint_position, the arm controller's default)",
+    )
+    export.add_argument("--title", help="title of the dataset card")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
+    export.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from robot_brain.data.export import ExportError, export_episodes, exportable_episodes, format_report
+
+    layout = data_layout(args)
+    if args.all and args.episodes:
+        raise ExportError("give episode ids or --all, not both")
+    if args.robot and not args.all:
+        raise ExportError("--robot selects among all episodes: use it with --all")
+    episodes = exportable_episodes(layout, args.robot) if args.all else list(args.episodes)
+    if not episodes:
+        raise ExportError("no episodes given: name episode ids (see `robot-brain data ls`) or use --all")
+    joints = [name.strip() for name in args.command_joints.split(",") if name.strip()] if args.command_joints else None
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    report = export_episodes(
+        layout,
+        episodes,
+        Path(args.out),
+        fps=args.fps,
+        codec=args.codec,
+        command_joints=joints,
+        gripper_command=args.gripper_command,
+        title=args.title,
+        progress=progress if sys.stderr.isatty() and not args.json else None,
+    )
+    print(json.dumps(report.to_json()) if args.json else format_report(report))
+    return EXIT_OK
+
+
+def _add_purge(actions: Any, common: argparse.ArgumentParser) -> None:
+    purge = actions.add_parser(
+        "purge",
+        parents=[common],
+        help="erase an operator's episodes; mark or rebuild the datasets made from them",
+        description=(
+            "The right to erasure: removes every episode of the operator (discarded ones too), marks every dataset "
+            "under the data root made from them stale (or rebuilds it without them), revokes and forgets the "
+            "operator in the consent registry, and logs the purge (pseudonym only). Asks for confirmation."
+        ),
+    )
+    purge.add_argument("--operator", required=True, metavar="NAME", help="the person's name or pseudonym (op-…)")
+    purge.add_argument("--rebuild", action="store_true", help="re-export affected datasets without them")
+    purge.add_argument(
+        "--keep-enrollment", action="store_true", help="leave their consent and name in the registry as they are"
+    )
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--json", action="store_true", help="print one JSON object")
+    purge.set_defaults(func=_purge)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from robot_brain.data.purge import PurgeError, plan_purge, purge_operator
+
+    layout = data_layout(args)
+    plan = plan_purge(layout, args.operator)
+    if not args.yes:
+        dataset_action = "rebuilt without them" if args.rebuild else "marked stale"
+        registry_action = (
+            "left as they are" if args.keep_enrollment or not plan.enrolled else "revoked and the name forgotten"
+        )
+        print(
+            f"purge operator {plan.operator}: delete {len(plan.episodes)} episodes permanently; "
+            f"{len(plan.datasets)} datasets made from them will be {dataset_action}; consent {registry_action}.",
+            file=sys.stderr,
+        )
+        for dataset in plan.datasets:
+            print(f"  dataset {dataset.path} ({len(dataset.episodes)} of their episodes)", file=sys.stderr)
+        print("type 'yes' to continue: ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if answer.strip().lower() != "yes":
+            raise PurgeError("not confirmed: nothing was changed (answer 'yes', or pass --yes)")
+    report = purge_operator(
+        layout,
+        args.operator,
+        rebuild=args.rebuild,
+        keep_enrollment=args.keep_enrollment,
+        progress=(lambda line: print(line, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None,
+    )
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(
+            f"purged operator {report.operator}: {len(report.episodes_removed)} episodes removed; "
+            f"consent {report.consent}; audit entry {report.audit_seq}"
+        )
+        for outcome in report.datasets:
+            hash_text = f" (content hash {outcome.content_hash})" if outcome.content_hash else ""
+            print(f"  dataset {outcome.path}: {outcome.action}: {outcome.detail}{hash_text}")
+        for copy in report.unreachable_copies:
+            print(f"  exported copy no longer at {copy}: it may have left the site; tell its recipients")
+    for episode_id in report.unattributed:
+        print(
+            f"robot-brain data purge: warning: episode {episode_id} has no readable manifest: "
+            "check by hand whether it is theirs",
+            file=sys.stderr,
+        )
+    for problem in report.problems:
+        print(f"robot-brain data purge: error: {problem}", file=sys.stderr)
+    return EXIT_PROBLEMS if report.problems else EXIT_OK

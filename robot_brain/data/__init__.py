@@ -12,6 +12,10 @@
   feature statistics; ``dataset_provenance``: ``meta/provenance.json``, content hash, dataset card).
 - ``resample``: recorded streams put on a dataset's frame grid by their timestamps; frames missing
   an input are dropped and counted, episodes split at gaps.
+- ``export``: recorded episodes → one LeRobot dataset (``robot-brain data export``): consent checked at
+  export time, streams resampled by their timestamps, joint and end-effector state and action.
+- ``purge``: the right to erasure (``robot-brain data purge``): an operator's episodes removed, datasets
+  made from them marked stale (``STALE.json``, refused by the reader) or rebuilt without them.
 - ``training``: behaviour cloning in PyTorch and ONNX export with contract and provenance.
 
 Nothing here imports rclpy: messages are read and written as CDR through ``rosbags``.

@@ -4,7 +4,9 @@
 with itself and that every file it names exists: ``meta/info.json`` (version ``v3.0``),
 ``meta/tasks.parquet``, the ``meta/episodes`` files (episode indices ``0..N-1``, frame ranges
 contiguous and matching the lengths, totals matching ``info.json``), the data and video files
-each episode points to. An unfinished robot_brain export (``INCOMPLETE.json``) is refused.
+each episode points to. An unfinished robot_brain export (``INCOMPLETE.json``) is refused, and
+so is a stale one (``STALE.json``: ``robot-brain data purge`` erased episodes it was made from;
+``allow_stale=True`` opens it anyway, for tools that inspect rather than train).
 Every problem is a :class:`~robot_brain.data.lerobot_format.DatasetFormatError` naming the file.
 
 - :attr:`LeRobotDataset.episodes`: the episodes table (everything but ``stats/*``) as numpy arrays;
@@ -58,12 +60,33 @@ REQUIRED_INFO_KEYS = (
     "video_path",
 )
 DEFAULT_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+STALE_MARKER = "STALE.json"
+"""Written beside ``meta/`` by ``robot-brain data purge``: the dataset holds erased episodes; never train on it."""
+
+
+class StaleDatasetError(DatasetFormatError):
+    """The dataset was derived from episodes since erased (right to erasure): rebuild it or delete it."""
+
+
+def stale_message(root: Path) -> str:
+    """One line saying why ``root`` is stale (from its ``STALE.json``, pseudonyms only) and what to do."""
+    try:
+        purges = read_json(root / STALE_MARKER).get("purges") or []
+        operators = sorted({str(p.get("operator")) for p in purges if isinstance(p, dict)})
+        since = min(str(p.get("at")) for p in purges if isinstance(p, dict))
+        detail = f"since {since} episodes of {', '.join(operators)} were erased"
+    except (DatasetFormatError, AttributeError, TypeError, ValueError):
+        operators, detail = [], "episodes it was made from were erased"
+    rebuild = f"robot-brain data purge --operator {operators[0]} --rebuild" if len(operators) == 1 else "a re-export"
+    return f"{root}: a stale dataset ({STALE_MARKER}): {detail}; rebuild it ({rebuild}) or delete it"
 
 
 class LeRobotDataset:
     """A LeRobot v3.0 dataset on disk, checked when opened (see the module docstring)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, tolerance_s: float = TIMESTAMP_TOLERANCE_S) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, tolerance_s: float = TIMESTAMP_TOLERANCE_S, allow_stale: bool = False
+    ) -> None:
         self.root = Path(root)
         self.tolerance_s = tolerance_s
         if not self.root.is_dir():
@@ -73,6 +96,9 @@ class LeRobotDataset:
                 f"{self.root}: an unfinished export ({INCOMPLETE_MARKER}); "
                 "finish it with robot_brain.data.lerobot.recover"
             )
+        self.stale = (self.root / STALE_MARKER).exists()
+        if self.stale and not allow_stale:
+            raise StaleDatasetError(stale_message(self.root))
         self.info: dict[str, Any] = read_json(self.root / INFO_PATH)
         missing = [key for key in REQUIRED_INFO_KEYS if key not in self.info]
         if missing:
@@ -371,6 +397,8 @@ class LeRobotDataset:
                     raise DatasetFormatError(f"{path}: expected {expected} frames for its episodes, found {found}")
 
 
-def open_dataset(root: str | os.PathLike[str], *, tolerance_s: float = TIMESTAMP_TOLERANCE_S) -> LeRobotDataset:
-    """Open and check the LeRobot v3.0 dataset at ``root``."""
-    return LeRobotDataset(root, tolerance_s=tolerance_s)
+def open_dataset(
+    root: str | os.PathLike[str], *, tolerance_s: float = TIMESTAMP_TOLERANCE_S, allow_stale: bool = False
+) -> LeRobotDataset:
+    """Open and check the LeRobot v3.0 dataset at ``root`` (a stale one only with ``allow_stale``)."""
+    return LeRobotDataset(root, tolerance_s=tolerance_s, allow_stale=allow_stale)
