@@ -24,12 +24,16 @@
 **Time.** Every stream is put on the grid ``k / fps`` by its bag timestamps (receive time, the
 one clock all topics share; header stamps may be sim time and commands have none), with
 :mod:`robot_brain.data.resample`: joint states interpolated linearly (``JOINT_TOLERANCE_S``),
-camera frames and target points the latest at or before the frame (what a policy would have
-had then; ``CAMERA_TOLERANCE_S``, ``TARGET_TOLERANCE_S``), arm commands held from one to the
-next for the whole episode (a position controller keeps the last command; the arm controller
-goes quiet at rest). A frame missing an input is dropped and counted by reason; the rest of
-the episode is cut into segments of consecutive frames, each one dataset episode. Frames before
-the first arm command are dropped (counted under ``command``). A gripper that has not been
+camera frames the latest at or before the frame, at most ``CAMERA_TOLERANCE_S`` old (what a
+policy would have had then; the policy node skips a step whose image is stale), the perceived
+target and the arm command the latest at or before the frame however old: perception publishes
+nothing while it cannot see the target (the arm occludes it during a grasp) and the policy node
+keeps the last one, and a position controller keeps its last command (the arm controller goes
+quiet at rest). A frame missing an input is dropped and counted by reason; the rest of the
+episode is cut into segments of consecutive frames, each one dataset episode. Frames before
+the first arm command or the first target are dropped (counted under ``command``,
+``target_point``); frames whose target is older than ``TARGET_FRESH_S`` are kept and counted
+(``stale_target_frames``). A gripper that has not been
 commanded yet holds where it is, so until the first gripper command ``action.gripper`` is the
 measured gripper position (counted in the report as ``gripper_action_from_state``).
 
@@ -150,12 +154,14 @@ JOINT_TOLERANCE_S = 0.025
 """Joint states (250-500 Hz) are interpolated only between samples at most this far from the frame."""
 CAMERA_TOLERANCE_S = 0.1
 """A frame takes the latest camera image at most this old (3 frames at 30 Hz, 1.5 at 15 Hz)."""
-TARGET_TOLERANCE_S = 0.2
-"""A frame takes the latest perceived target at most this old (2-3 detections at 10-15 Hz)."""
+TARGET_FRESH_S = 0.2
+"""A target older than this (2-3 missed detections at 10-15 Hz) is still used, as at run time, but counted."""
 MIN_SEGMENT_S = 0.5
 """Runs of kept frames shorter than this are dropped (too short to train a chunk on)."""
 
 COMMAND_NOT_YET = "command: before the first arm command"
+TARGET_NOT_YET = "target_point: before the first perceived target"
+_HELD_REASONS = {"command": COMMAND_NOT_YET, "target_point": TARGET_NOT_YET}
 """The drop reason of frames before an episode's first command (commands are held, so only those can lack one)."""
 GRIPPER_COMMAND_MODES = ("joint_position", "normalized")
 EXPORT_FORMAT = "robot_brain.export/1"
@@ -200,6 +206,7 @@ class EpisodeExport:
     grid_frames: int
     dropped_by_reason: dict[str, int]
     gripper_action_from_state: int
+    stale_target_frames: int
     skipped_messages: dict[str, int]
     source_bytes: int
 
@@ -216,6 +223,7 @@ class EpisodeExport:
             "grid_frames": self.grid_frames,
             "dropped_by_reason": dict(self.dropped_by_reason),
             "gripper_action_from_state": self.gripper_action_from_state,
+            "stale_target_frames": self.stale_target_frames,
             "skipped_messages": dict(self.skipped_messages),
             "source_bytes": self.source_bytes,
         }
@@ -542,7 +550,7 @@ def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[
                     grip_index = gripper_indexer.indices(names)
                     if grip_index is not None:
                         gripper_times.append(stamp)
-                        gripper_values.append(robot.normalize_gripper(positions[grip_index][None])[0])
+                        gripper_values.append(positions[grip_index])  # normalised once, below
                 if arm_index is None and (not robot.has_gripper or gripper_indexer.indices(names) is None):
                     skipped[topic] = skipped.get(topic, 0) + 1
             elif topic == FORWARD_COMMAND_TOPIC:
@@ -579,7 +587,7 @@ def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[
                         "--gripper-command)"
                     )
                 times.append(stamp)
-                values.append(data if robot.gripper_mode == "normalized" else robot.normalize_gripper(data[None])[0])
+                values.append(data)  # normalised once, below
             elif topic == TARGET_POINT_TOPIC:
                 point = decoded.point
                 times.append(stamp)
@@ -619,11 +627,11 @@ def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[
         path=reader.path,
         consent=consent,
         joints=_Series.build(joint_times, joint_values),
-        gripper=_Series.build(gripper_times, gripper_values) if gripper_times else None,
+        gripper=_normalized(robot, _Series.build(gripper_times, gripper_values)) if gripper_times else None,
         command=command,
         command_source=source,
         gripper_command=(
-            _Series.build(*collected[GRIPPER_COMMAND_TOPIC])
+            _gripper_commands(robot, _Series.build(*collected[GRIPPER_COMMAND_TOPIC]))
             if GRIPPER_COMMAND_TOPIC in collected and collected[GRIPPER_COMMAND_TOPIC][0]
             else None
         ),
@@ -636,6 +644,18 @@ def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[
         skipped=skipped,
         source_bytes=source_bytes,
     )
+
+
+def _normalized(robot: _Robot, series: _Series) -> _Series:
+    """Driven gripper joint positions → 0 open … 1 closed."""
+    return _Series(series.times, robot.normalize_gripper(series.values))
+
+
+def _gripper_commands(robot: _Robot, series: _Series) -> _Series:
+    """Gripper commands as 0 open … 1 closed (``normalized`` ones are clipped to that range)."""
+    if robot.gripper_mode == "normalized":
+        return _Series(series.times, np.clip(series.values[:, :1], 0.0, 1.0))
+    return _normalized(robot, series)
 
 
 class _ImageSource:
@@ -722,7 +742,10 @@ def _resample_episode(recorded: _Recorded, plan: _Plan, fps: int, min_segment_fr
 
     end_s = float(seconds(recorded.joints.times[-1:])[0])
     assert recorded.command is not None
-    hold_s = end_s + 1.0 + max(0.0, -float(seconds(recorded.command.times[:1])[0]))
+    firsts = [float(seconds(recorded.command.times[:1])[0])]
+    if plan.target and recorded.target is not None:
+        firsts.append(float(seconds(recorded.target.times[:1])[0]))
+    hold_s = end_s - min(0.0, *firsts) + 1.0  # held streams: any sample of the episode is recent enough
     streams = [
         Stream("joint_states", seconds(recorded.joints.times), recorded.joints.values, "linear", JOINT_TOLERANCE_S)
     ]
@@ -737,11 +760,8 @@ def _resample_episode(recorded: _Recorded, plan: _Plan, fps: int, min_segment_fr
         streams.append(Stream("camera", seconds(recorded.camera.times), None, "previous", CAMERA_TOLERANCE_S))
     if plan.target:
         assert recorded.target is not None
-        streams.append(
-            Stream(
-                "target_point", seconds(recorded.target.times), recorded.target.values, "previous", TARGET_TOLERANCE_S
-            )
-        )
+        target_times = seconds(recorded.target.times)
+        streams.append(Stream("target_point", target_times, recorded.target.values, "previous", hold_s))
     return resample(streams, fps, start_s=0.0, end_s=end_s, min_segment_frames=min_segment_frames), seconds
 
 
@@ -949,7 +969,7 @@ def export_episodes(
     for episode in recorded:
         result, seconds = _resample_episode(episode, plan, fps, min_frames)
         result.report.dropped_by_reason = {
-            (COMMAND_NOT_YET if reason.startswith("command:") else reason): count
+            _HELD_REASONS.get(reason.split(":", 1)[0], reason): count
             for reason, count in result.report.dropped_by_reason.items()
         }
         if not result.segments:
@@ -1007,7 +1027,7 @@ def export_episodes(
                 "clock": "bag receive time (ns), every topic on one clock",
                 "joint_tolerance_s": JOINT_TOLERANCE_S,
                 "camera_tolerance_s": CAMERA_TOLERANCE_S,
-                "target_tolerance_s": TARGET_TOLERANCE_S,
+                "target": f"previous value held (counted when older than {TARGET_FRESH_S} s)",
                 "command": "previous value held",
                 "min_segment_frames": min_frames,
             },
@@ -1029,7 +1049,13 @@ def export_episodes(
     report.size_bytes = summary.size_bytes
     report.seconds = time.perf_counter() - started
     if audit:
-        _audit_export(layout, report)
+        try:
+            _audit_export(layout, report)
+        except UserError as error:
+            raise ExportError(
+                f"the dataset {target} was written (content hash {report.content_hash}) but its audit entry was not: "
+                f"{error}"
+            ) from None
     return report
 
 
@@ -1052,7 +1078,8 @@ def _write_episode(
     base_provenance["command_source"] = episode.command_source
     origin_ns = int(episode.joints.times[0])
     indices: list[int] = []
-    frames = from_state = 0
+    frames = from_state = stale_targets = 0
+    target_times = seconds(episode.target.times) if plan.target and episode.target is not None else None
     with store.open_episode(manifest.episode_id) as reader:
         images = _ImageSource(reader, episode.camera.ordinals) if plan.camera is not None and episode.camera else None
         for position, segment in enumerate(result.segments):
@@ -1077,6 +1104,9 @@ def _write_episode(
             indices.append(summary.episode_index)
             frames += summary.length
             from_state += gripper_from_state
+            if target_times is not None:
+                ages = segment.grid_indices / writer.fps - target_times[segment.indices["target_point"]]
+                stale_targets += int(np.sum(ages > TARGET_FRESH_S))
     if progress is not None:
         progress(f"wrote {manifest.episode_id}: {result.report.summary()}")
     report.episodes.append(
@@ -1091,6 +1121,7 @@ def _write_episode(
             grid_frames=result.report.grid_frames,
             dropped_by_reason=dict(result.report.dropped_by_reason),
             gripper_action_from_state=from_state,
+            stale_target_frames=stale_targets,
             skipped_messages=dict(episode.skipped),
             source_bytes=episode.source_bytes,
         )
@@ -1167,6 +1198,9 @@ def format_report(report: ExportReport) -> str:
     from_state = sum(e.gripper_action_from_state for e in report.episodes)
     if from_state:
         lines.append(f"gripper: {from_state} frames before the first gripper command take the measured gripper")
+    stale = sum(e.stale_target_frames for e in report.episodes)
+    if stale:
+        lines.append(f"target: {stale} frames use a target older than {TARGET_FRESH_S} s (the last one perceived)")
     for feature, why in report.omitted_features.items():
         lines.append(f"feature {feature} omitted: {why}")
     if report.excluded:

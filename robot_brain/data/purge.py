@@ -481,9 +481,11 @@ def purge_operator(
         pseudonym, [], [], "", list(plan.unattributed), list(plan.unreachable_copies), list(plan.problems)
     )
     forget = plan.enrolled and not keep_enrollment and not plan.forgotten
+    revoked = False
     try:
         if forget:
             registry.revoke(pseudonym, now=moment)  # no new recording or export of theirs from here on
+            revoked = True
         _clean_leftovers(layout)
         store = EpisodeStore(layout)
         for episode_id, _state in plan.episodes:
@@ -507,7 +509,8 @@ def purge_operator(
         else:
             report.consent = "not enrolled"
     finally:
-        report.consent = report.consent or "unchanged (the purge stopped early)"
+        if not report.consent:
+            report.consent = "revoked, not forgotten (the purge stopped early)" if revoked else "unchanged"
         entry = append_audit(
             layout,
             "data.purged",
@@ -539,7 +542,7 @@ def _handle_dataset(
     if rebuild:
         try:
             return _rebuild(layout, dataset, pseudonym, removed, moment)
-        except UserError as error:
+        except (UserError, OSError) as error:
             problem = f"{dataset.path}: not rebuilt ({error}); marked stale instead"
             report.problems.append(problem)
             mark_stale(dataset.path, pseudonym, dataset.episodes, moment)

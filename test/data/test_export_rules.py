@@ -9,13 +9,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_export_support import JOINT_STATES, Site, make_site, provenance_for, record_episode, tree_digest
 
 from robot_brain.cli.main import main
 from robot_brain.data.consent import ConsentRegistry
 from robot_brain.data.episodes import EpisodeProvenance, EpisodeStore
-from robot_brain.data.export import export_episodes
+from robot_brain.data.export import COMMAND_NOT_YET, export_episodes
 from robot_brain.data.lerobot_reader import open_dataset
 
 
@@ -199,3 +200,60 @@ def test_target_point_is_omitted_when_an_episode_lacks_it_and_the_report_says_so
     assert "observation.target_point" not in report.features
     assert without.episode_id in report.omitted_features["observation.target_point"]
     assert report.required_scopes == ["train"] and report.dataset_episodes == 2
+
+
+def test_trajectory_commands_and_a_controller_joint_order_give_the_same_actions(copy, capsys):
+    site, root = copy["site"], copy["root"]
+    store = EpisodeStore(root)
+    shuffled = [6, 0, 5, 1, 4, 2, 3]
+    names = [f"panda_joint{i + 1}" for i in shuffled]
+    reference = record_episode(store, "panda", site.ada, site.ada_consent, seed=8, offset_s=80, camera=False)
+    trajectory = record_episode(
+        store,
+        "panda",
+        site.ada,
+        site.ada_consent,
+        seed=8,
+        offset_s=90,
+        camera=False,
+        commands="trajectory",
+        command_order=shuffled,
+    )
+    reordered = record_episode(
+        store, "panda", site.ada, site.ada_consent, seed=8, offset_s=100, camera=False, command_order=shuffled
+    )
+    actions = {}
+    for name, episode, extra in (
+        ("reference", reference, []),
+        ("trajectory", trajectory, []),
+        ("reordered", reordered, ["--command-joints", ",".join(names)]),
+    ):
+        out = root / "datasets" / name
+        assert _export(root, episode.episode_id, "--out", str(out), *extra) == 0
+        actions[name] = open_dataset(out).frames(columns=["action", "action.ee_pose"])
+    for name in ("trajectory", "reordered"):
+        for column in ("action", "action.ee_pose"):
+            assert np.array_equal(actions[name][column], actions["reference"][column]), (name, column)
+    # Without the controller's order, a reordered command is exported as given: visibly different.
+    out = root / "datasets" / "wrong-order"
+    assert _export(root, reordered.episode_id, "--out", str(out)) == 0
+    assert not np.allclose(open_dataset(out).frames(columns=["action"])["action"], actions["reference"]["action"])
+    assert _export(root, reordered.episode_id, "--out", str(root / "x"), "--command-joints", "a,b") == 2
+    assert "expected an order of the arm's joints" in _one_line_error(capsys)
+
+
+def test_an_occluded_target_is_held_like_the_policy_node_does_and_counted(copy):
+    site, root = copy["site"], copy["root"]
+    store = EpisodeStore(root)
+    occluded = record_episode(
+        store, "panda", site.ada, site.ada_consent, seed=9, offset_s=110, camera=False, target_gap=(1.0, 1.8)
+    )
+    report = export_episodes(root, [occluded.episode_id], root / "datasets" / "occluded")
+    (episode,) = report.episodes
+    assert len(episode.dataset_episodes) == 1 and report.dropped_by_reason == {COMMAND_NOT_YET: 5}
+    # Targets at k/12 + 11 ms, none in [1.0, 1.8): the last before the gap came at 0.9277 s, the next at 1.8443 s.
+    # Frames 1.15, 1.2, ..., 1.8 s use one more than 0.2 s old: 14 frames, all kept.
+    assert episode.stale_target_frames == 14
+    frames = open_dataset(root / "datasets" / "occluded").frames(columns=["observation.target_point"])
+    held = frames["observation.target_point"][int((1.5 - 0.25) * 20)]
+    assert np.allclose(held, np.array([0.45, -0.1, 0.12]) + 0.001 * 11, atol=1e-6)  # the target of 11/12 s

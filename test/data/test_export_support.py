@@ -39,6 +39,9 @@ GRANTED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 JOINT_STATES = TopicSpec("/joint_states", "sensor_msgs/msg/JointState", (make_qos(depth=100),))
 COMMANDS = TopicSpec("/forward_position_controller/commands", "std_msgs/msg/Float64MultiArray", (make_qos(),))
+TRAJECTORY = TopicSpec(
+    "/joint_trajectory_controller/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", (make_qos(),)
+)
 GRIPPER_COMMANDS = TopicSpec("/gripper_controller/commands", "std_msgs/msg/Float64MultiArray", (make_qos(),))
 TARGET = TopicSpec("/perception/target_point", "geometry_msgs/msg/PointStamped", (make_qos(),))
 IMAGES = TopicSpec("/camera/image_raw", "sensor_msgs/msg/Image", (make_qos(reliable=False, depth=5),))
@@ -168,10 +171,17 @@ def record_episode(
     camera: bool = True,
     target: bool = True,
     camera_gap: tuple[float, float] | None = None,
+    target_gap: tuple[float, float] | None = None,
     joint_states: bool = True,
+    commands: str = "forward",
+    command_order: list[int] | None = None,
     task: str = "reach the red cube",
 ) -> Recorded:
-    """Record one episode of ``standard_motion`` through the episode store's writer."""
+    """Record one episode of ``standard_motion`` through the episode store's writer.
+
+    ``commands``: ``forward`` (``Float64MultiArray`` in ``command_order``, default the arm's order)
+    or ``trajectory`` (one-point ``JointTrajectory`` naming the joints in ``command_order``).
+    """
     motion = standard_motion(arm_name, seed)
     spec = load_arm(ARMS[arm_name]).spec
     rng = np.random.default_rng(100 + seed)
@@ -208,10 +218,24 @@ def record_episode(
         while t < end:
             stamp = origin + round(t * 1e9)
             command = motion.q(t + COMMAND_LEAD_S)
-            message = _types("std_msgs/msg/Float64MultiArray")(
-                layout=_types("std_msgs/msg/MultiArrayLayout")(dim=[], data_offset=0), data=command.copy()
-            )
-            add(stamp, COMMANDS, _cdr(message, COMMANDS))
+            order = command_order if command_order is not None else list(range(spec.dof))
+            if commands == "forward":
+                message = _types("std_msgs/msg/Float64MultiArray")(
+                    layout=_types("std_msgs/msg/MultiArrayLayout")(dim=[], data_offset=0), data=command[order].copy()
+                )
+                add(stamp, COMMANDS, _cdr(message, COMMANDS))
+            else:
+                point = _types("trajectory_msgs/msg/JointTrajectoryPoint")(
+                    positions=command[order].copy(),
+                    velocities=np.zeros(spec.dof),
+                    accelerations=np.zeros(0),
+                    effort=np.zeros(0),
+                    time_from_start=_types("builtin_interfaces/msg/Duration")(sec=0, nanosec=2_000_000),
+                )
+                message = _types("trajectory_msgs/msg/JointTrajectory")(
+                    header=_header(0, ""), joint_names=[spec.joint_names[i] for i in order], points=[point]
+                )
+                add(stamp, TRAJECTORY, _cdr(message, TRAJECTORY))
             recorded.command_times.append(stamp)
             recorded.command_values.append(command)
             t += 0.002
@@ -255,6 +279,9 @@ def record_episode(
     if target:
         index = 0
         while index / TARGET_HZ <= motion.duration:
+            if target_gap is not None and target_gap[0] <= index / TARGET_HZ < target_gap[1]:
+                index += 1  # occluded: perception publishes nothing
+                continue
             stamp = origin + round((index / TARGET_HZ + 0.011) * 1e9)
             point = np.array([0.45, -0.1, 0.12]) + 0.001 * index
             message = _types("geometry_msgs/msg/PointStamped")(
@@ -265,7 +292,7 @@ def record_episode(
             recorded.target_times.append(stamp)
             recorded.target_values.append(point)
             index += 1
-    topics = [JOINT_STATES, COMMANDS, GRIPPER_COMMANDS, TARGET, IMAGES, CAMERA_INFO, EVENTS]
+    topics = [JOINT_STATES, COMMANDS, TRAJECTORY, GRIPPER_COMMANDS, TARGET, IMAGES, CAMERA_INFO, EVENTS]
     provenance = provenance_for(arm_name, operator, consent_id, scopes, task)
     writer = store.start_episode(provenance, topics, time_ns=origin)
     with writer:
