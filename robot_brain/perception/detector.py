@@ -142,6 +142,9 @@ class ColorTargetDetector:
         self.size_check = size_check
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self.last_rejected_by_size = 0  # blobs the size check turned down in the last detect()
+        # The largest blob of the last detect() that the size check found too small for where it lies:
+        # a target the tool almost hides (the perception node then keeps its last full view).
+        self.last_too_small: Detection | None = None
 
     def mask(self, image: np.ndarray, encoding: str, ignore: np.ndarray | None = None) -> np.ndarray:
         """Binary mask (uint8 0/255) of pixels in the colour range, less the non-zero pixels of ``ignore``."""
@@ -183,6 +186,7 @@ class ColorTargetDetector:
         contours, _ = cv2.findContours(self.mask(image, encoding, ignore), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         best: Detection | None = None
         self.last_rejected_by_size = 0
+        self.last_too_small = None
         for contour in contours:
             area = float(cv2.contourArea(contour))
             if area < self.min_area or (best is not None and area <= best.area):
@@ -202,6 +206,10 @@ class ColorTargetDetector:
                 bounds = self.size_check.area_bounds(camera, u, v)
                 if bounds is None or not bounds[0] <= area <= bounds[1]:
                     self.last_rejected_by_size += 1
+                    if bounds is not None and area < bounds[0] and (
+                        self.last_too_small is None or area > self.last_too_small.area
+                    ):
+                        self.last_too_small = Detection(u=u, v=v, area=area, circularity=circularity)
                     continue
             best = Detection(u=u, v=v, area=area, circularity=circularity)
         return best

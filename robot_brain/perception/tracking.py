@@ -50,6 +50,20 @@ class OcclusionGate:
         self.held_frames += 1
         return held
 
+    def hold_for(self, hidden: Detection) -> Detection | None:
+        """The held full view for a blob too small to be accepted on its own, or None.
+
+        The detector's size check turns down a target the tool almost hides (it shows less
+        than its smallest plausible area); when that blob lies where the held target is, the
+        target is still there: keep publishing its last full view. A small blob elsewhere is
+        a speck, not the target (None).
+        """
+        held = self._held
+        if held is None or self.min_area_ratio == 0.0 or self._is_new_target(hidden, held):
+            return None
+        self.held_frames += 1
+        return held
+
     def _is_new_target(self, detection: Detection, held: Detection) -> bool:
         diameter = 2.0 * math.sqrt(held.area / math.pi)
         return math.hypot(detection.u - held.u, detection.v - held.v) > self.new_target_distance * diameter

@@ -133,6 +133,8 @@ def test_apparent_size_rejects_blobs_of_the_wrong_size_at_their_distance() -> No
     detection = detector.detect(frame, "bgr8", camera=CAMERA)
     assert detection is not None and abs(detection.u - u) < 1.0 and abs(detection.v - v) < 1.0
     assert detector.last_rejected_by_size == 2
+    speck = detector.last_too_small  # the speck was too small; the large square does not count as a hidden target
+    assert speck is not None and abs(speck.u - 100) < 1.0 and abs(speck.v - 400) < 1.0
     low, high = size.area_bounds(CAMERA, u, v)
     assert low < detection.area < high
     # Twice as far away, a quarter of the area (1/z^2), and more off-axis (1/cos).

@@ -40,3 +40,15 @@ def test_ratio_zero_disables_the_gate_and_bad_ratios_are_refused() -> None:
     assert gate.update(small) is small
     with pytest.raises(ConfigurationError, match=r"occlusion_hold_ratio: expected a value in \[0, 1\)"):
         OcclusionGate(min_area_ratio=1.5)
+
+
+def test_a_blob_too_small_for_the_size_check_keeps_the_held_view_only_where_the_target_was() -> None:
+    gate = OcclusionGate(min_area_ratio=0.6)
+    assert gate.hold_for(blob(100.0, 80.0, 20.0)) is None  # nothing held yet
+    full = blob(100.0, 80.0, 400.0)
+    gate.update(full)
+    # The gripper hides nearly all of it: the size check rejected the sliver, the full view stays.
+    assert gate.hold_for(blob(103.0, 84.0, 25.0)) is full
+    assert gate.held_frames == 1
+    assert gate.hold_for(blob(250.0, 200.0, 25.0)) is None  # a speck elsewhere is not the target
+    assert OcclusionGate(min_area_ratio=0.0).hold_for(full) is None  # the gate disabled holds nothing
