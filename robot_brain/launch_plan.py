@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 PACKAGE = "robot_brain"
 BRAIN_NODES = ("perception", "policy", "arm_controller")
+#: Every node a plan may hold (parameter overrides and presets name them).
+KNOWN_NODES = (*BRAIN_NODES, "sim", "teleop", "recorder")
 COMMAND_MODES = ("forward_position", "trajectory")
 DEFAULT_ROBOT = "panda"
 DEFAULT_MODEL = "builtin:reach"
@@ -107,11 +109,11 @@ def resolve_robot(robot: str | None = None, urdf: str | os.PathLike[str] | None 
     else:
         path = bundled_arm_path(str(data.get("robot") or robot))
     parameters = data.get("parameters") or {}
-    unknown = set(parameters) - {*BRAIN_NODES, "sim"}
+    unknown = set(parameters) - set(KNOWN_NODES)
     if unknown:
         raise ConfigurationError(
             f"{preset}: parameters for unknown node(s) {', '.join(sorted(unknown))}; "
-            f"expected {', '.join((*BRAIN_NODES, 'sim'))}"
+            f"expected {', '.join(KNOWN_NODES)}"
         )
     return Robot(
         name=str(robot or path.stem),
@@ -326,6 +328,7 @@ def brain_plan(
     use_sim_time: bool = False,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     arm: Arm | None = None,
+    perception_parameters: Mapping[str, Any] | None = None,
 ) -> LaunchPlan:
     """perception + policy + arm_controller for ``robot`` on a real cell (or any ros2_control cell).
 
@@ -333,6 +336,8 @@ def brain_plan(
     (``[nx ny nz d]`` of the table in the base frame) configure perception; on hardware they
     come from the cell's calibration (pass them, or set them in the preset). ``arm`` is
     ``robot`` already loaded (loaded here otherwise, once, and kept in the plan).
+    ``perception_parameters`` are more derived values for perception (the sim's object size),
+    below the preset and the overrides.
     """
     if command_mode not in COMMAND_MODES:
         raise ConfigurationError(f"command mode: expected one of {', '.join(COMMAND_MODES)}, found '{command_mode}'")
@@ -343,11 +348,15 @@ def brain_plan(
     arm = arm if arm is not None else robot.load()
     description = _description_parameters(robot)
     common: dict[str, Any] = {"use_sim_time": use_sim_time}
-    perception: dict[str, Any] = {**common, "autostart": True, "target_frame": robot.base_link or arm.spec.base_link}
+    # The description lets perception mask the arm out of the image (its self-filter needs the
+    # camera pose in the arm's base link, which target_frame is).
+    perception: dict[str, Any] = {**common, **description, "autostart": True,
+                                  "target_frame": robot.base_link or arm.spec.base_link}
     if camera_pose is not None:
         perception["camera_pose"] = [float(v) for v in camera_pose]
     if plane is not None:
         perception["plane"] = [float(v) for v in plane]
+    perception.update(perception_parameters or {})
     policy = {**common, **description, "autostart": True,
               "model_path": str(Path(model).expanduser().resolve()) if Path(model).expanduser().is_file() else model}
     controller = {**common, **description, "autostart": True, "command_mode": command_mode,
@@ -385,14 +394,31 @@ def sim_plan(
     sim = _node("sim", sim_parameters, robot, overrides)
     arm = arm if arm is not None else robot.load()
     layout = compute_layout(arm, _layout_options(sim.parameters))
+    # Perception knows the object's size (apparent-size check) and masks what the sim draws of the arm.
+    perception = {"object_size": float(layout.object_size), "self_filter_geometry": _sim_self_filter_geometry(arm)}
     brain = brain_plan(robot, model, command_mode, camera_pose=layout.camera_pose_list(),
                        plane=[0.0, 0.0, 1.0, layout.object_z], use_sim_time=use_sim_time, overrides=overrides,
-                       arm=arm)
+                       arm=arm, perception_parameters=perception)
     # The sim must place its camera exactly where perception believes it is.
     sim = replace(sim, parameters={**sim.parameters, "camera_pose": layout.camera_pose_list()})
     controller = brain.node("arm_controller")
     sim = replace(sim, parameters={**sim.parameters, **_sim_controller_names(controller.parameters, command_mode)})
     return replace(brain, nodes=(sim, *brain.nodes), notes=layout.notes, layout=layout)
+
+
+def _sim_self_filter_geometry(arm: Arm) -> str:
+    """``both`` when the sim shows some link's collision geometry instead of its visual, else ``visual``.
+
+    MuJoCo cannot decode COLLADA (``.dae``) visuals (example-robot-data's Panda and UR5): the sim
+    then draws that link's collision meshes, so perception must mask those; on a real cell the
+    camera sees the visuals (the perception node's default).
+    """
+    from robot_brain.sim.scene import DECODABLE_MESH_SUFFIXES
+
+    for mesh in arm.description.root().iterfind("link/visual/geometry/mesh"):
+        if Path(mesh.get("filename", "")).suffix.lower() not in DECODABLE_MESH_SUFFIXES:
+            return "both"
+    return "visual"
 
 
 def _sim_controller_names(controller: Mapping[str, Any], command_mode: str) -> dict[str, Any]:
@@ -439,11 +465,11 @@ def _description_parameters(robot: Robot) -> dict[str, Any]:
 def _node(name: str, derived: Mapping[str, Any], robot: Robot,
           overrides: Mapping[str, Mapping[str, Any]] | None) -> NodeSpec:
     parameters = {**derived, **robot.parameters.get(name, {}), **((overrides or {}).get(name, {}))}
-    unknown = set(overrides or {}) - {*BRAIN_NODES, "sim"}
+    unknown = set(overrides or {}) - set(KNOWN_NODES)
     if unknown:
         raise ConfigurationError(
             f"parameter overrides for unknown node(s) {', '.join(sorted(unknown))}; "
-            f"expected {', '.join((*BRAIN_NODES, 'sim'))}"
+            f"expected {', '.join(KNOWN_NODES)}"
         )
     defaults_file = config_dir() / f"{name}.yaml"
     defaults = _declared_defaults(defaults_file)
@@ -457,7 +483,18 @@ def _declared_defaults(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     section = _read_yaml(path).get("/**") or {}
-    return dict((section.get("ros__parameters") if isinstance(section, dict) else None) or {})
+    return _flat_parameters(dict((section.get("ros__parameters") if isinstance(section, dict) else None) or {}))
+
+
+def _flat_parameters(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params-file keys (``axis_linear: {x: 1}``, teleop_twist_joy's style) as parameter names."""
+    flat: dict[str, Any] = {}
+    for key, item in values.items():
+        if isinstance(item, Mapping):
+            flat.update(_flat_parameters(item, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = item
+    return flat
 
 
 def _typed_like(name: str, value: Any, default: Any) -> Any:
@@ -501,6 +538,34 @@ def _kind(default: Any) -> str:
     if isinstance(default, list):
         return f"a list of {_kind(default[0]).removeprefix('a ').removeprefix('an ')}s" if default else "a list"
     return {bool: "a bool", int: "an integer", float: "a number", str: "a string"}.get(type(default), "a value")
+
+
+# -- teleoperation and recording -----------------------------------------------------------
+
+
+def teleop_plan(
+    base: LaunchPlan,
+    *,
+    teleop: Mapping[str, Any] | None = None,
+    record: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> LaunchPlan:
+    """An operator at the arm: ``base`` (``sim_plan`` or ``brain_plan``) without the policy, plus teleop.
+
+    The controller, perception (the recorded target point) and the sim stay as planned; the
+    teleop node gets the robot description (frames, jog joints) and ``teleop``'s parameters;
+    with ``record`` (the recorder's parameters: ``operator`` pseudonym, ``task``,
+    ``data_root``) a recorder joins, started last and stopped after the controller, so the
+    braking at the end of a session is recorded too.
+    """
+    robot = base.robot
+    description = _description_parameters(robot)
+    common = {"use_sim_time": bool(base.node("arm_controller").parameters.get("use_sim_time", False))}
+    nodes = [spec for spec in base.nodes if spec.name != "policy"]
+    nodes.append(_node("teleop", {**common, **description, "autostart": True, **(teleop or {})}, robot, overrides))
+    if record is not None:
+        nodes.append(_node("recorder", {**common, **description, "autostart": True, **record}, robot, overrides))
+    return replace(base, nodes=tuple(nodes))
 
 
 # -- Gazebo (gz sim + gz_ros2_control) ------------------------------------------------------

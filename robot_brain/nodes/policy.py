@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.time import Time
 from robot_brain_msgs.msg import ActionChunk
@@ -332,7 +331,7 @@ def _reshaped(read: Callable[[Any], np.ndarray], shape: tuple[int, ...]) -> Call
 
 def main(args: Sequence[str] | None = None) -> int:
     """Run the policy node until SIGINT/SIGTERM (then: worker joined, exit 0)."""
-    return run_node(PolicyNode, args, program="policy", executor_factory=lambda node: MultiThreadedExecutor(2))
+    return run_node(PolicyNode, args, program="policy")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile
 from robot_brain_msgs.msg import EpisodeEvent
 from robot_brain_msgs.srv import StartEpisode, StopEpisode
@@ -145,16 +143,14 @@ class RecorderNode(BrainNode):
         }
         self._topics = topics
         self._dropped = dict.fromkeys(topics, 0)
-        control = MutuallyExclusiveCallbackGroup()
-        self._recording_group = ReentrantCallbackGroup()
         events_topic = str(value(self, "events_topic"))
         self._events = self._keep("publisher", self.create_publisher(EpisodeEvent, events_topic, QoSProfile(depth=50)))
         self._keep("subscription", self.create_subscription(
-            EpisodeEvent, events_topic, self._on_event, QoSProfile(depth=50), callback_group=control))
+            EpisodeEvent, events_topic, self._on_event, QoSProfile(depth=50)))
         self._keep("service", self.create_service(
-            StartEpisode, "~/start_episode", self._on_start_service, callback_group=control))
+            StartEpisode, "~/start_episode", self._on_start_service))
         self._keep("service", self.create_service(
-            StopEpisode, "~/stop_episode", self._on_stop_service, callback_group=control))
+            StopEpisode, "~/stop_episode", self._on_stop_service))
         self._keep("timer", self.create_timer(float(value(self, "discovery_period_s")), self._discover))
         self._discover()
         self.get_logger().info(
@@ -197,7 +193,7 @@ class RecorderNode(BrainNode):
             self._offered[topic] = offered_qos(publishers)
             self._recorded_topics[topic] = self._keep("subscription", self.create_subscription(
                 message_class(type_name), topic, lambda data, t=topic: self._on_message(t, data),
-                adapted_qos(publishers), callback_group=self._recording_group, raw=True))
+                adapted_qos(publishers), raw=True))
 
     # ----------------------------------------------------------------------------- messages
     def _on_message(self, topic: str, data: bytes) -> None:
@@ -451,7 +447,7 @@ def _sha256(path: Path) -> str:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Run the recorder until SIGINT/SIGTERM (an episode still recording is finished first)."""
-    return run_node(RecorderNode, args, program="recorder", executor_factory=lambda node: MultiThreadedExecutor(3))
+    return run_node(RecorderNode, args, program="recorder")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import EpisodeEvent, JointJog
 from sensor_msgs.msg import Joy
@@ -271,7 +270,7 @@ class TeleopNode(BrainNode):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Run the teleop node until SIGINT/SIGTERM (a streaming twist ends in one zero twist first)."""
-    return run_node(TeleopNode, args, program="teleop", executor_factory=lambda node: MultiThreadedExecutor(2))
+    return run_node(TeleopNode, args, program="teleop")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def ET_fromstring(text: str):  # noqa: N802 - mirrors ElementTree's name
     return ET.fromstring(text)
 
 
-@pytest.mark.parametrize("name", ["brain", "sim", "gazebo"])
+@pytest.mark.parametrize("name", ["brain", "sim", "gazebo", "teleop"])
 def test_launch_files_are_thin_wrappers_over_the_plan(name: str) -> None:
     source = (REPO / "launch" / f"{name}.launch.py").read_text()
     tree = ast.parse(source)
@@ -129,7 +129,8 @@ def test_launch_files_are_thin_wrappers_over_the_plan(name: str) -> None:
     assert "generate_launch_description" in functions
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == "robot_brain.launch_plan" for alias in node.names}
-    assert {"brain": "brain_plan", "sim": "sim_plan", "gazebo": "gazebo_plan"}[name] in imported
+    plans = {"brain": "brain_plan", "sim": "sim_plan", "gazebo": "gazebo_plan", "teleop": "teleop_plan"}
+    assert plans[name] in imported
 
 
 def _launch_arguments(name: str) -> dict[str, tuple[str, str]]:
@@ -149,7 +150,7 @@ def test_brain_launch_takes_use_sim_time() -> None:
         parse_bool("use_sim_time", "maybe")
 
 
-@pytest.mark.parametrize("name", ["brain", "sim", "gazebo"])
+@pytest.mark.parametrize("name", ["brain", "sim", "gazebo", "teleop"])
 def test_launch_files_write_params_into_a_folder_removed_at_shutdown(name: str) -> None:
     """Every launch file gets its folder from launch_actions (an OnShutdown handler removes it), none from tempfile."""
     source = (REPO / "launch" / f"{name}.launch.py").read_text()

@@ -1,0 +1,96 @@
+"""``robot-brain teleop --sim --record`` end to end: real node processes, Joy messages as the operator's pad,
+an episode recorded by the recorder into the data root, the status line in the terminal, Ctrl-C in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+from helpers.cell_system import wait_for
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from robot_brain_msgs.msg import EpisodeEvent
+from sensor_msgs.msg import Joy
+
+from robot_brain.data.episodes import EpisodeStore
+
+pytestmark = [pytest.mark.dds, pytest.mark.slow, pytest.mark.timeout(240)]
+START, LEFT_SHOULDER = 6, 9
+
+
+def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Path) -> None:
+    env = {**os.environ, "ROBOT_BRAIN_DATA_ROOT": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "robot_brain.cli.main", "teleop", "--sim", "--robot", "ur5", "--input", "joy",
+         "--record", "--operator", "scripted", "--task", "reach the cube", "--log", str(tmp_path / "nodes.log"),
+         "--param", "sim.camera_rate_hz=5.0", "--param", "arm_controller.realtime_priority=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()  # type: ignore[arg-type]
+    context = Context()
+    rclpy.init(context=context, domain_id=1 + process.pid % 100)  # the CLI's private domain (isolate_dds)
+    node = rclpy.create_node("operator_pad", context=context)
+    joy = node.create_publisher(Joy, "/joy", 10)
+    answers: list[EpisodeEvent] = []
+    node.create_subscription(EpisodeEvent, "/episode/events", answers.append, 50)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+
+    state = {"deadman": False, "left_y": 0.0, "start": False}
+    publishing = threading.Event()
+
+    def publish_pad() -> None:  # joy_node publishes continuously (autorepeat): so does this pad
+        while not publishing.wait(0.02):
+            buttons = [0] * 15
+            buttons[LEFT_SHOULDER], buttons[START] = int(state["deadman"]), int(state["start"])
+            joy.publish(Joy(axes=[0.0, float(state["left_y"]), 0.0, 0.0, 0.0, 0.0], buttons=buttons))
+
+    def pad(seconds: float, *, deadman: bool = False, left_y: float = 0.0, start: bool = False) -> None:
+        state.update(deadman=deadman, left_y=left_y, start=start)
+        time.sleep(seconds)
+
+    try:
+        wait_for(lambda: any("waiting for /joy" in line for line in lines), 120.0, "the status line (no pad yet)")
+        wait_for(lambda: joy.get_subscription_count() > 0, 30.0, "the teleop node")
+        threading.Thread(target=publish_pad, daemon=True).start()
+        wait_for(lambda: any("pad /joy" in line for line in lines), 10.0, "the status line to show the Joy pad")
+        pad(0.5)
+        pad(0.2, start=True)
+        pad(0.3)
+        wait_for(lambda: any(a.event == "recording" for a in answers), 20.0, "the recorder to start")
+        pad(1.5, deadman=True, left_y=1.0)
+        pad(0.5)
+        pad(0.2, start=True)  # start while recording: end as success
+        pad(0.3)
+        wait_for(lambda: any(a.event == "saved" for a in answers), 20.0, "the episode to be saved")
+    finally:
+        publishing.set()
+        os.killpg(process.pid, signal.SIGINT)
+        code = process.wait(timeout=60)
+        executor.shutdown(timeout_sec=2.0)
+        spinner.join(timeout=5.0)
+        node.destroy_node()
+        context.try_shutdown()
+    output = "".join(lines)
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output and "Traceback" not in (tmp_path / "nodes.log").read_text()
+    (episode,) = EpisodeStore(tmp_path / "data").list_episodes()
+    manifest = episode.manifest
+    assert manifest is not None and manifest.state == "complete" and manifest.label == "success"
+    assert manifest.operator == "scripted" and manifest.task == "reach the cube" and manifest.robot.name == "ur5"
+    assert manifest.topics["/joint_states"].count > 100 and manifest.topics["/teleop/twist"].count > 20
+    assert manifest.topics["/forward_position_controller/commands"].count > 100
+    log = (tmp_path / "nodes.log").read_text()
+    assert log.index("[teleop") < log.rindex("stopped in order")
