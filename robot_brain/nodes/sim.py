@@ -75,6 +75,12 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("gravity_compensation", True, "Drives hold the arm against gravity, as a position-controlled cell does"),
     ("self_collision", False, "Collide the arm's links with each other"),
     ("object_color", [0.9, 0.1, 0.1], "RGB of the task object (perception's default detector looks for red)"),
+    (
+        "arm_color",
+        [0.0],
+        "Paint every robot geom this RGB, 0-1 (materials dropped; e.g. the object's red, to test perception's "
+        "self-filter) ([0.0]: the URDF's colours)",
+    ),
     ("region_radius", [0.4, 0.7], "Object placement radii, fractions of the arm's reach"),
     ("region_yaw_deg", 45.0, "Half-angle of the placement sector around the base's +x, degrees"),
     ("object_size", 0.06, "Object edge, fraction of the reach (clipped to 2-10 cm)"),
@@ -196,6 +202,9 @@ class SimNode(BrainNode):
         color = [float(v) for v in value(self, "object_color")]
         if len(color) != 3:
             raise ConfigurationError(f"object_color: expected [r g b] in 0-1, found {color}")
+        arm_color = [float(v) for v in _list_or_empty(value(self, "arm_color"))]
+        if arm_color and len(arm_color) != 3:
+            raise ConfigurationError(f"arm_color: expected [r g b] in 0-1 (or [0.0]: the URDF's), found {arm_color}")
         scene_options = SceneOptions(
             timestep=float(value(self, "timestep")),
             bandwidth_hz=float(value(self, "bandwidth_hz")),
@@ -207,6 +216,7 @@ class SimNode(BrainNode):
             gravity_compensation=bool(value(self, "gravity_compensation")),
             self_collision=bool(value(self, "self_collision")),
             object_rgba=(*color, 1.0),  # type: ignore[arg-type]
+            arm_rgba=(*arm_color, 1.0) if arm_color else None,  # type: ignore[arg-type]
             camera_width=int(value(self, "camera_width")),
             camera_height=int(value(self, "camera_height")),
         )
