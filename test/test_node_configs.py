@@ -14,6 +14,8 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from node_configs import NODES, render  # noqa: E402 - tools/ is not a package
 
+from robot_brain.launch_plan import _flat_parameters  # noqa: E402 - the plan reads config files this way
+
 
 def test_every_config_file_is_what_the_node_declares() -> None:
     result = subprocess.run([sys.executable, str(REPO / "tools" / "node_configs.py"), "--check"],
@@ -25,23 +27,12 @@ def test_every_config_file_is_what_the_node_declares() -> None:
 def test_config_values_equal_the_declared_defaults(node: str) -> None:
     module_name, class_name, _ = NODES[node]
     node_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
-    values = _flatten(yaml.safe_load(render(node))["/**"]["ros__parameters"])
+    values = _flat_parameters(yaml.safe_load(render(node))["/**"]["ros__parameters"])
     declared = node_class.declared_parameters()
     assert list(values) == [name for name, _, _ in declared]
     for name, default, description in declared:
         assert values[name] == default, name
         assert description, f"{node}.{name} has no description"
-
-
-def _flatten(values: dict[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested keys (``axis_linear: {x: 1}``) as ROS parameter names (``axis_linear.x``)."""
-    flat: dict[str, object] = {}
-    for key, item in values.items():
-        if isinstance(item, dict):
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = item
-    return flat
 
 
 @pytest.mark.parametrize("node", sorted(NODES))
