@@ -3,7 +3,10 @@
 Starts the sim and the brain's nodes as separate processes over DDS (exactly what
 ``robot-brain up --sim`` starts), runs the episodes, prints a table (or one JSON object),
 and writes ``summary.json``, ``trajectories.png``, ``contact_sheet.png`` and ``nodes.log``
-to the output folder.
+to the output folder. Perception's annotated debug image is turned on (a ``--param
+perception.debug_image=false`` turns it off) so the contact sheet shows, beside each frame,
+what perception masked and found. An episode whose object perception cannot locate is
+reported as failed with the reason, and the run goes on.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ConfigurationError(f"--episodes: expected at least 1, found {args.episodes}")
+    # First, so that an explicit --param perception.debug_image=... wins.
+    args.param = ["perception.debug_image=true", *args.param]
     plan = plan_from_arguments(args, sim=True)
     assert plan.arm is not None and plan.layout is not None  # a sim plan carries both
     output = args.output or Path("out") / "demo" / plan.robot.name

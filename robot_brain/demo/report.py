@@ -32,8 +32,11 @@ class EpisodeRecord:
     final_distance: float  # m
     target: np.ndarray  # object centre, base frame
     message: str
+    located: bool = True  # perception located the object, so the arm was let go
     tool_path: list[tuple[float, float, float, float]] = field(default_factory=list)  # (t, x, y, z)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    # Perception's annotated copy of each frame (its debug image with the same stamp), None where none came.
+    debug_frames: list[np.ndarray | None] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -155,22 +158,34 @@ def plot_trajectories(summary: DemoSummary, path: Path) -> Path:
 
 
 def contact_sheet(episodes: list[EpisodeRecord], path: Path, columns: int = 4, max_rows: int = 6) -> Path | None:
-    """A grid of camera frames: one row per episode (start → end), labelled with the outcome."""
+    """A grid of camera frames: one row per episode (start → end), labelled with the outcome.
+
+    Where perception's annotated debug image of a frame came (robot mask, detection, 3D point),
+    it stands beside the raw frame, and a row holds ``columns - 1`` such pairs.
+    """
     import cv2
 
     rows = []
     for episode in episodes[:max_rows]:
-        frames = _pick(episode.frames, columns)
-        if not frames:
+        paired = any(debug is not None for debug in episode.debug_frames)
+        slots = columns - 1 if paired and columns > 1 else columns
+        indices = _pick(list(range(len(episode.frames))), slots)
+        if not indices:
             continue
         tiles = []
-        for index, frame in enumerate(frames):
-            tile = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
-            if index == 0:
-                label = f"ep {episode.episode} seed {episode.seed}: {'reached' if episode.success else 'missed'}"
+        for index in indices:
+            frame = np.ascontiguousarray(episode.frames[index])
+            tile = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            if paired:
+                debug = episode.debug_frames[index] if index < len(episode.debug_frames) else None
+                tile = np.hstack([tile, _debug_tile(debug, tile.shape)])
+            if not tiles:
+                outcome = "reached" if episode.success else "missed" if episode.located else "object not located"
+                label = f"ep {episode.episode} seed {episode.seed}: {outcome}"
+                cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
                 cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
             tiles.append(tile)
-        while len(tiles) < columns:
+        while len(tiles) < slots:
             tiles.append(np.zeros_like(tiles[0]))
         rows.append(np.hstack(tiles))
     if not rows:
@@ -181,7 +196,22 @@ def contact_sheet(episodes: list[EpisodeRecord], path: Path, columns: int = 4, m
     return path
 
 
-def _pick(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
-    if len(frames) <= count:
-        return list(frames)
-    return [frames[round(i)] for i in np.linspace(0, len(frames) - 1, count)]
+def _debug_tile(debug: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Perception's annotated frame (rgb8 from the debug view) as a BGR tile of ``shape``; grey when missing."""
+    import cv2
+
+    if debug is None or debug.ndim != 3 or debug.shape[2] != 3:
+        tile = np.full(shape, 40, np.uint8)
+        cv2.putText(tile, "no debug image", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1, cv2.LINE_AA)
+        return tile
+    tile = cv2.cvtColor(np.ascontiguousarray(debug), cv2.COLOR_RGB2BGR)
+    if tile.shape != shape:
+        tile = cv2.resize(tile, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return tile
+
+
+def _pick(items: list[int], count: int) -> list[int]:
+    """``count`` items spread evenly from first to last (all of them when there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]

@@ -6,6 +6,10 @@ home, object placed), wait until perception reports the new object, re-activate 
 controller (it re-seeds from the measured joints), then watch until the sim says the
 episode is done. The brain's nodes are never told anything else: a learned policy goes
 through exactly the same topics.
+
+An episode whose object perception does not locate (out of view, hidden, another colour) is
+a failed episode with perception's own reason (its diagnostics), and the run goes on: the
+controller stays inactive, so the arm holds at home. Only nodes that stop answering end the run.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from robot_brain.ros.image import image_to_array
 from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
 
 FRAME_PERIOD_S = 0.25  # camera frames kept for the contact sheet
+LOCATE_TIMEOUT_S = 5.0  # perception must report the new object within this after a reset
+LOCATE_RADIUS_M = 0.1  # ... within this of the object (horizontally)
+DEBUG_IMAGE_TOPIC = "/perception/debug_image"
 PATH_PERIOD_S = 0.02  # tool positions kept for the plot
 QUIET_S = 0.3  # no arm command for this long: the deactivated controller has stopped publishing
 
@@ -59,6 +66,9 @@ class DemoObserver(Node):
         self.real_time_factors: list[float] = []
         self.target_stamp = 0.0
         self.target_point: np.ndarray | None = None
+        self.perception_status: dict[str, str] = {}  # perception's last diagnostics (message and values)
+        self._frame_index: dict[tuple[int, int], int] = {}  # recorded frame stamp -> index in record.frames
+        self._acting = False  # the controller is active in the recorded episode: latency and loop figures count
         self.joint_count = 0
         self.image_count = 0
         self.chunk_count = 0
@@ -68,6 +78,7 @@ class DemoObserver(Node):
         self._episode_start = 0.0
         self.create_subscription(JointState, "/joint_states", self._on_joints, 10)
         self.create_subscription(Image, "/camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(Image, DEBUG_IMAGE_TOPIC, self._on_debug_image, 2)
         self.create_subscription(PointStamped, "/perception/target_point", self._on_target, 10)
         self.create_subscription(ActionChunk, "/policy/action_chunk", self._on_chunk, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -103,6 +114,18 @@ class DemoObserver(Node):
             return
         self._last_frame = now
         record.frames.append(image_to_array(msg).copy())
+        record.debug_frames.append(None)
+        self._frame_index[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = len(record.frames) - 1
+
+    def _on_debug_image(self, msg: Image) -> None:
+        """Perception's annotated copy of a recorded frame (same stamp) goes beside it in the contact sheet."""
+        record = self._recording
+        if record is None:
+            return
+        index = self._frame_index.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
+        if index is not None and index < len(record.debug_frames):
+            pixels = image_to_array(msg)
+            record.debug_frames[index] = (pixels[:, :, ::-1] if msg.encoding == "bgr8" else pixels).copy()
 
     def _on_command(self, msg: object) -> None:
         self.last_command = time.monotonic()
@@ -114,7 +137,7 @@ class DemoObserver(Node):
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         self.chunk_count += 1
-        if self._recording is None:
+        if self._recording is None or not self._acting:
             return
         latency = self.get_clock().now().nanoseconds * 1e-9 - stamp_to_seconds(msg.header.stamp)
         if 0.0 <= latency < 5.0:
@@ -123,24 +146,35 @@ class DemoObserver(Node):
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             values = {item.key: item.value for item in status.values}
+            if "target_visible" in values:  # perception's status
+                self.perception_status = {**values, "message": status.message}
+            acting = self._recording is not None and self._acting
             if status.name.endswith("arm_controller") or "p99_us" in values:
                 number = _number(values.get("p99_us"))
-                if number is not None and self._recording is not None:
+                if number is not None and acting:
                     self.control_p99_us.append(number)
             if "real_time_factor" in values:
                 number = _number(values.get("real_time_factor"))
-                if number is not None and self._recording is not None:
+                if number is not None and acting:
                     self.real_time_factors.append(number)
 
     # -- episode control ------------------------------------------------------------------
 
     def begin(self, record: EpisodeRecord) -> None:
+        """Record camera frames and the tool path from the reset on (the controller is not active yet)."""
         self._episode_start = time.monotonic()
         self._last_frame = self._last_path = 0.0
+        self._frame_index = {}
+        self._acting = False
         self._recording = record
+
+    def act(self) -> None:
+        """The controller is active: latencies and the loop's figures count from now."""
+        self._acting = True
 
     def end(self) -> None:
         self._recording = None
+        self._acting = False
 
 
 def _number(text: str | None) -> float | None:
@@ -175,13 +209,19 @@ class DemoRunner:
             rclpy.try_shutdown()
 
     def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        if not self._wait_until(predicate, timeout, what):
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def _wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> bool:
+        """Poll ``predicate`` until true (True) or ``timeout`` (False); a node that exits ends the run."""
         deadline = time.monotonic() + timeout
         while not predicate():
             if not self._alive():
                 raise DemoError(f"a node exited while waiting for {what}")
             if time.monotonic() > deadline:
-                raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+                return False
             time.sleep(0.02)
+        return True
 
     def _call(self, client: Any, request: Any, what: str, timeout: float = 10.0) -> Any:
         self._wait(lambda: client.service_is_ready(), timeout, f"the {what} service")
@@ -224,10 +264,19 @@ class DemoRunner:
                                final_distance=math.inf, target=target, message="")
         # Perception must have seen the new object before the controller moves again.
         reset_time = time.monotonic()
-        self._wait(lambda: node.target_stamp > reset_time + 0.05 and node.target_point is not None
-                   and np.linalg.norm(node.target_point[:2] - target[:2]) < 0.1, 5.0,
-                   "perception to locate the new object")
         node.begin(record)
+
+        def located() -> bool:
+            point = node.target_point
+            return (node.target_stamp > reset_time + 0.05 and point is not None
+                    and float(np.linalg.norm(point[:2] - target[:2])) < LOCATE_RADIUS_M)
+
+        if not self._wait_until(located, LOCATE_TIMEOUT_S, "perception to locate the new object"):
+            node.end()
+            record.located = False
+            record.message = self._not_located(target, reset_time)
+            return record
+        node.act()
         self._transition(Transition.TRANSITION_ACTIVATE, "activate")
         deadline = time.monotonic() + timeout
         result = None
@@ -245,3 +294,17 @@ class DemoRunner:
         record.final_distance = float(result.final_distance)
         record.message = result.message
         return record
+
+    def _not_located(self, target: np.ndarray, reset_time: float) -> str:
+        """Why perception did not locate the object: what it published instead, or its own diagnostics."""
+        node = self.node
+        status = node.perception_status
+        point = node.target_point
+        if status.get("target_visible") == "False":
+            reason = status.get("target_missing_reason") or status.get("message") or "no reason given"
+        elif node.target_stamp > reset_time + 0.05 and point is not None:
+            off = float(np.linalg.norm(point[:2] - target[:2]))
+            reason = f"it located a point {off:.2f} m away, expected within {LOCATE_RADIUS_M:.2f} m"
+        else:
+            reason = status.get("message") or "no perception diagnostics"
+        return f"perception did not locate the object in {LOCATE_TIMEOUT_S:.0f} s ({reason}); the arm held still"

@@ -1,0 +1,54 @@
+"""The demo's report without ROS: a contact sheet with perception's annotated frames, failures with their reasons."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from robot_brain.demo.report import DemoSummary, EpisodeRecord, contact_sheet
+
+
+def frame(value: int) -> np.ndarray:
+    return np.full((24, 32, 3), value, np.uint8)
+
+
+def record(episode: int, success: bool, frames: int, debug: bool, located: bool = True) -> EpisodeRecord:
+    result = EpisodeRecord(episode=episode, seed=episode, success=success, time_to_success=1.0 if success else math.nan,
+                           final_distance=0.01, target=np.zeros(3), message="" if success else "why", located=located)
+    result.frames = [frame(10 * (i + 1)) for i in range(frames)]
+    # Perception's debug image of every frame but the second (a frame its worker dropped).
+    result.debug_frames = [(np.full((24, 32, 3), (200, 0, 0), np.uint8) if debug and i != 1 else None)
+                           for i in range(frames)]
+    return result
+
+
+def test_contact_sheet_puts_the_debug_image_beside_each_raw_frame(tmp_path: Path) -> None:
+    episodes = [record(0, True, 6, debug=True), record(1, False, 2, debug=False, located=False)]
+    sheet = cv2.imread(str(contact_sheet(episodes, tmp_path / "sheet.png", columns=4)))
+    # Row 0: three raw|debug pairs (64 px each); row 1: no debug images, four raw frames, padded to the width.
+    assert sheet.shape == (48, 3 * 64, 3)
+    first_pair = sheet[19:24, :64]  # below the label
+    assert first_pair[:, 32:, 2].min() == 200 and first_pair[:, 32:, 0].max() == 0  # debug half: red
+    assert np.all(sheet[30:, 128:] == 0)  # the second row's two frames and padding
+
+
+def test_a_frame_without_its_debug_image_gets_a_grey_placeholder(tmp_path: Path) -> None:
+    episode = record(0, True, 3, debug=True)
+    sheet = cv2.imread(str(contact_sheet([episode], tmp_path / "sheet.png", columns=4)))
+    assert sheet.shape == (24, 3 * 64, 3)
+    assert int(np.median(sheet[16:, 64 + 32:128])) == 40  # the middle pair: frame 1 had no debug image
+
+
+def test_failures_carry_their_reasons_into_the_summary() -> None:
+    reason = "perception did not locate the object in 5 s (no blob of the target's colour); the arm held still"
+    failed = record(1, False, 0, debug=False, located=False)
+    failed.message = reason
+    summary = DemoSummary(robot="xarm6", model="builtin:reach", episodes=[record(0, True, 0, False), failed],
+                          latencies_ms=[5.0], control_p99_us=100.0, real_time_factor=1.0, tolerance=0.03, wall_s=9.0)
+    data = summary.as_dict()
+    assert data["successes"] == 1 and data["success_rate"] == 0.5
+    assert data["failures"] == [{"episode": 1, "seed": 1, "message": reason}]
+    assert f"failed: episode 1 (seed 1): {reason}" in summary.table()
