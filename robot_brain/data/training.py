@@ -521,6 +521,7 @@ def _finish(
         normalization=data.normalization,
         result={
             "steps": state.step,
+            "first_loss": state.losses[0] if state.losses else math.nan,
             "final_loss": _smoothed_final_loss(state.losses),
             "validation_loss": validation_loss,
             "validation_position_error_mm": validation_mm,

@@ -199,6 +199,11 @@ def new_model(data: PreparedData, config: TrainConfig) -> nn.Module:
     )
 
 
+def normalise_images(raw: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, 3, S, S)`` → the image spec's ``(x / 255 - mean) / std`` (``mean``, ``std``: ``(1, 3, 1, 1)``)."""
+    return (raw.to(torch.float32) * (1.0 / 255.0) - mean) / std
+
+
 class Batches:
     """Model inputs for sample indices: images normalised (and shifted when training), the rest as stored."""
 
@@ -211,8 +216,7 @@ class Batches:
             self.image_std = torch.tensor(data.image_std, dtype=torch.float32, device=device).reshape(1, 3, 1, 1)
 
     def images(self, raw: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, 3, S, S)`` → the contract's ``(x / 255 - mean) / std``."""
-        return (raw.to(self.device, torch.float32) * (1.0 / 255.0) - self.image_mean) / self.image_std
+        return normalise_images(raw.to(self.device), self.image_mean, self.image_std)
 
     def inputs(
         self, tensors: Mapping[str, torch.Tensor], indices: torch.Tensor, offsets: torch.Tensor | None = None
