@@ -70,7 +70,11 @@ def _print_report(document: dict[str, Any], provenance: dict[str, Any]) -> None:
         f"{result.get('steps')} steps, final loss {result.get('final_loss')}"
     )
     for dataset in document["datasets"]:
-        print(f"dataset    {dataset.get('name')}  content hash {dataset.get('content_hash')}")
+        used = dataset.get("episodes_used", [])
+        print(
+            f"dataset    {dataset.get('name')}  content hash {dataset.get('content_hash')}  "
+            f"episodes used: {', '.join(map(str, used)) or 'none'}"
+        )
     print(
         f"episodes   {document['episodes']} used ({document['frames']} frames), "
         f"{document['excluded_at_training']} excluded at training; consent checked then at "
@@ -89,6 +93,9 @@ def _print_report(document: dict[str, Any], provenance: dict[str, Any]) -> None:
         )
         for problem in operator["problems"]:
             print(f"{'':<22} - {problem}")
+        if operator["flagged"]:
+            for ref in operator["episode_refs"]:
+                print(f"{'':<22}   trained on {ref['dataset']} episode {ref['episode_index']} ({ref['episode_id']})")
         for consent in operator["consents"]:
             revoked = ", ".join(f"{s} {t}" for s, t in (consent.get("revoked_at") or {}).items()) or "none"
             print(

@@ -16,7 +16,12 @@
   export time, streams resampled by their timestamps, joint and end-effector state and action.
 - ``purge``: the right to erasure (``robot-brain data purge``): an operator's episodes removed, datasets
   made from them marked stale (``STALE.json``, refused by the reader) or rebuilt without them.
-- ``training``: behaviour cloning in PyTorch and ONNX export with contract and provenance.
+- ``training``: behaviour cloning in PyTorch and ONNX export with contract and provenance
+  (``training_data``: consent screening at training time, chunk labels, statistics, images;
+  ``policies``: the torch modules; ``training_config``/``training_loop``: settings, the resumable
+  loop, checkpoints, DDP; ``training_progress``: progress bar and loss curve; ``onnx_export``:
+  export checked against PyTorch and the policy runtime; ``model_provenance``: a model's
+  provenance and its check against the current consent registry, torch-free).
 
 Nothing here imports rclpy: messages are read and written as CDR through ``rosbags``.
 """

@@ -245,6 +245,8 @@ class OperatorStatus:
     """The training-time consent records as the registry holds them now (dates, revocations)."""
     scopes_now: list[str] = field(default_factory=list)
     current_consent: str | None = None
+    episode_refs: list[dict[str, Any]] = field(default_factory=list)
+    """Which episodes of theirs the model learned from: dataset name and content hash, index, episode id."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -252,6 +254,7 @@ class OperatorStatus:
             "kind": self.kind,
             "episodes": self.episodes,
             "frames": self.frames,
+            "episode_refs": self.episode_refs,
             "consent_ids_at_training": self.consent_ids,
             "scopes_at_training": self.scopes_at_training,
             "status": self.status,
@@ -284,6 +287,7 @@ class ProvenanceReport:
 
     def to_dict(self) -> dict[str, Any]:
         document = self.model.provenance
+        episodes = document.get("episodes", [])
         return {
             "model": str(self.model.path),
             "sha256": self.model.sha256,
@@ -293,8 +297,11 @@ class ProvenanceReport:
             "checked_at": format_time(self.checked_at),
             "data_root": str(self.data_root),
             "ok": self.ok,
-            "datasets": document.get("datasets", []),
-            "episodes": len(document.get("episodes", [])),
+            "datasets": [
+                {**dataset, "episodes_used": [e.get("episode_index") for e in episodes if e.get("dataset") == position]}
+                for position, dataset in enumerate(document.get("datasets", []))
+            ],
+            "episodes": len(episodes),
             "excluded_at_training": len(document.get("excluded", [])),
             "frames": sum(int(e.get("frames", 0)) for e in document.get("episodes", [])),
             "operators": [operator.to_dict() for operator in self.operators],
@@ -343,6 +350,7 @@ def check_model_provenance(
             scopes_at_training=[str(s) for s in entry.get("scopes_at_training") or []],
             status="ok",
             flagged=False,
+            episode_refs=_episode_refs(record.provenance, operator),
         )
         statuses.append(status)
         try:
@@ -365,6 +373,26 @@ def check_model_provenance(
                 status.status = "purged"
             status.problems.append(f"their data was purged: {event}")
     return ProvenanceReport(record, layout.root, moment, statuses, problems)
+
+
+def _episode_refs(document: Mapping[str, Any], operator: str) -> list[dict[str, Any]]:
+    datasets = document.get("datasets") or []
+    refs = []
+    for episode in document.get("episodes") or []:
+        if episode.get("operator") != operator:
+            continue
+        position = episode.get("dataset")
+        dataset = datasets[position] if isinstance(position, int) and 0 <= position < len(datasets) else {}
+        refs.append(
+            {
+                "dataset": dataset.get("name"),
+                "content_hash": dataset.get("content_hash"),
+                "episode_index": episode.get("episode_index"),
+                "episode_id": episode.get("episode_id"),
+                "segment": episode.get("segment"),
+            }
+        )
+    return refs
 
 
 def _check_person(registry: ConsentRegistry, status: OperatorStatus, moment: datetime) -> None:

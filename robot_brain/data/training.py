@@ -14,22 +14,27 @@ The steps, each in its own module:
    (excluded episodes listed with the registry's reason; nothing left is an error), build the
    ``ee_pose_delta`` chunk labels, the normalisation statistics, the resized images.
 2. :mod:`policies`: the PyTorch module (``state`` MLP or ``visuomotor`` CNN), seeded.
-3. This module: the training loop. AdamW, warm-up then cosine decay to 10 % of ``lr``, MSE on
-   normalised actions. Batches are drawn from one seeded ``torch.Generator`` whose state is
-   checkpointed, so a run interrupted (Ctrl-C, SIGTERM) and resumed (``resume=True``) ends
-   with **bitwise the same weights** as an uninterrupted run: the checkpoint holds the model,
-   the optimiser, the generator, the step and the loss history, written atomically at the
-   interrupt, every ``checkpoint_every_s`` and at the end. (Bitwise on CPU with the same
-   ``threads``, torch build and data; CUDA kernels are not all deterministic, so there the
-   equality is up to float rounding.)
+3. :mod:`training_loop` (settings in :mod:`training_config`): AdamW, warm-up then cosine decay
+   to 10 % of ``lr``, MSE on normalised actions. Batches are drawn from one seeded
+   ``torch.Generator`` whose state is checkpointed, so a run interrupted (Ctrl-C, SIGTERM) and
+   resumed (``resume=True``) ends with **bitwise the same weights** as an uninterrupted run: the
+   checkpoint holds the model, the optimiser, the generator, the step and the loss history,
+   written atomically at the interrupt, every ``checkpoint_every_s`` and at the end. (Bitwise on
+   CPU with the same ``threads``, torch build and data; CUDA kernels are not all deterministic,
+   so there the equality is up to float rounding.)
 4. ``nproc > 1``: DistributedDataParallel (gloo on CPU, NCCL on CUDA), one process per rank
-   through ``torch.multiprocessing``; or ``torchrun`` across hosts (``env://``, detected from
-   ``WORLD_SIZE``). The *global* batch is drawn from the shared generator and each rank takes
-   its slice of ``batch_size / nproc`` samples; DDP averages the gradients, so each step's
-   gradient is the single-process gradient up to float summation order: N processes train the
-   same model as one, faster.
+   through ``torch.multiprocessing`` (from a script, guard the call with
+   ``if __name__ == "__main__":``, as ``spawn`` requires); or ``torchrun`` across hosts
+   (``env://``, detected from ``WORLD_SIZE``): rank 0 alone checks consent and broadcasts its
+   decisions (the other hosts need the datasets, not the registry, which holds names) and alone
+   writes checkpoints and the model. The *global* batch is drawn from the shared generator and
+   each rank takes its slice of ``batch_size / nproc`` samples; DDP averages the gradients, so
+   each step's gradient is the single-process gradient up to float summation order: N
+   processes train the same model as one. (Faster only when a step's compute outweighs the
+   all-reduce: not for the small state MLP on a shared 2-core machine.)
 5. :mod:`onnx_export`: export, check against PyTorch on held-out frames (≤ 1e-4) and through
-   the policy node's runtime, embed contract and provenance (:mod:`model_provenance`), write.
+   the policy node's runtime, embed contract and provenance (:mod:`model_provenance`), write;
+   then a ``model.trained`` audit entry (pseudonyms only) when the site has a consent registry.
 
 Outputs beside ``MODEL.onnx``: ``MODEL.loss.png`` (loss curve) and, while a run is unfinished,
 ``MODEL.checkpoint.pt`` (removed once the model is written). The checkpoint is read with

@@ -60,6 +60,7 @@ def test_revoked_after_training_is_flagged_loudly(site: tuple[ReachData, Path]) 
     ConsentRegistry(data.root).revoke(ADA, "train")
     status, out, err = cli("provenance", str(model), "--data-root", str(data.root))
     assert status == 1
+    assert "trained on reach-ur5 episode 3" in out and "episodes used: 0, 2, 3, 4, 5" in out
     assert f"{data.ada}" in out and "FLAGGED: revoked" in out and "CONSENT NO LONGER COVERS THIS MODEL" in out
     assert "WARNING" in err and data.ada in err and "retrain without those episodes" in err
     status, out, _ = cli("provenance", str(model), "--data-root", str(data.root), "--json")
@@ -67,6 +68,13 @@ def test_revoked_after_training_is_flagged_loudly(site: tuple[ReachData, Path]) 
     assert status == 1 and report["flagged"] == [data.ada]
     ada = next(o for o in report["operators"] if o["operator"] == data.ada)
     assert ada["status"] == "revoked" and "train" in ada["consents"][0]["revoked_at"]
+    assert [(r["dataset"], r["episode_index"]) for r in ada["episode_refs"]] == [
+        ("reach-panda", 0),
+        ("reach-panda", 2),
+        ("reach-panda", 4),
+        ("reach-ur5", 3),
+    ]
+    assert [d["episodes_used"] for d in report["datasets"]] == [[0, 1, 2, 3, 4, 5], [0, 2, 3, 4, 5]]
     assert ADA not in out and "Lovelace" not in out  # the pseudonym only, never the name
 
 
