@@ -6,7 +6,13 @@ printed: successes, mean time to success, observation→action latency p50/p99, 
 controller's p99 period error (its own diagnostics), the sim's real-time factor and wall time.
 With the defaults it is the sweep in docs/benchmarks.md (about 45 s per arm on 2 cores).
 
-    .venv/bin/python bench/demo_sweep.py [--robots ur5 panda ...] [--episodes N] [--seed S] [--json]
+``--arm-color R,G,B`` paints every arm one colour in the sim (``--param sim.arm_color=[R,G,B]``):
+``0.9,0.1,0.1`` is exactly the object's red, the case perception's robot self-filter exists for.
+``--param NODE.NAME=VALUE`` passes any other override to every demo (e.g.
+``perception.self_filter_enabled=false`` for the same-run baseline without the self-filter).
+
+    .venv/bin/python bench/demo_sweep.py [--robots ur5 panda ...] [--episodes N] [--seed S]
+                                         [--arm-color R,G,B] [--param NODE.NAME=VALUE ...] [--json]
 """
 
 from __future__ import annotations
@@ -21,17 +27,27 @@ from pathlib import Path
 ROBOTS = ("ur5", "panda", "xarm7", "iiwa", "xarm6", "so101")
 
 
-def run_demo(robot: str, episodes: int, seed: int, output: Path) -> dict[str, object]:
+def run_demo(robot: str, episodes: int, seed: int, output: Path, params: list[str]) -> dict[str, object]:
     command = [sys.executable, "-m", "robot_brain.cli.main", "demo", "--robot", robot, "--episodes", str(episodes),
                "--seed", str(seed), "--json", "--output", str(output / robot)]
+    for param in params:
+        command += ["--param", param]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120 + 60 * episodes, check=False)
     if result.returncode not in (0, 1) or not result.stdout.strip():
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         return {"robot": robot, "error": f"exit {result.returncode}: {tail}"}
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     keys = ("robot", "successes", "episodes", "success_rate", "time_to_success_mean_s", "latency_p50_ms",
-            "latency_p99_ms", "control_p99_us", "real_time_factor", "wall_s")
+            "latency_p99_ms", "control_p99_us", "real_time_factor", "wall_s", "failures")
     return {key: summary.get(key) for key in keys}
+
+
+def arm_color(text: str) -> str:
+    """``0.9,0.1,0.1`` → the sim override ``sim.arm_color=[0.9,0.1,0.1]``."""
+    values = [float(v) for v in text.split(",")]
+    if len(values) != 3 or not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected R,G,B in 0-1, found {text!r}")
+    return "sim.arm_color=[" + ",".join(f"{v:g}" for v in values) + "]"
 
 
 def main() -> None:
@@ -40,11 +56,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20, help="episodes per arm (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     parser.add_argument("--output", type=Path, help="where each demo writes its outputs (default: a temporary folder)")
+    parser.add_argument("--arm-color", type=arm_color, metavar="R,G,B",
+                        help="paint every arm this colour in the sim, e.g. 0.9,0.1,0.1 (the object's red)")
+    parser.add_argument("--param", action="append", default=[], metavar="NODE.NAME=VALUE",
+                        help="another parameter override for every demo (repeatable)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
+    params = [*([args.arm_color] if args.arm_color else []), *args.param]
     with tempfile.TemporaryDirectory(prefix="robot_brain_demo_sweep_") as scratch:
         output = args.output or Path(scratch)
-        rows = [run_demo(robot, args.episodes, args.seed, output) for robot in args.robots]
+        rows = [run_demo(robot, args.episodes, args.seed, output, params) for robot in args.robots]
     if not args.json:
         keys = ["robot", "successes", "episodes", "time_to_success_mean_s", "latency_p50_ms", "latency_p99_ms",
                 "control_p99_us", "real_time_factor", "wall_s"]
@@ -52,7 +73,11 @@ def main() -> None:
         print(" | ".join("---" for _ in keys))
         for row in rows:
             print(" | ".join(str(row.get(k, row.get("error", ""))) for k in keys))
-    print(json.dumps({"benchmark": "demo_sweep", "episodes": args.episodes, "seed": args.seed, "robots": rows}))
+        reasons = [(row["robot"], failure) for row in rows for failure in row.get("failures") or []]  # type: ignore[union-attr]
+        for robot, failure in reasons:
+            print(f"{robot}: episode {failure['episode']} (seed {failure['seed']}) failed: {failure['message']}")
+    print(json.dumps({"benchmark": "demo_sweep", "episodes": args.episodes, "seed": args.seed, "params": params,
+                      "robots": rows}))
 
 
 if __name__ == "__main__":
