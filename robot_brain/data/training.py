@@ -385,7 +385,7 @@ def _train_torchrun(
         if resume:
             resume_state = broadcast_from_main(_resume_state(paths, data, config, say) if rank.main else None, rank)
         stop = StopRequest()
-        with stop.installed():
+        with stop.installed(primary=rank.main):
             state = run_ranked(data, config, paths, resume_state, stop, rank)
     if not rank.main:
         return None

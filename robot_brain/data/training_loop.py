@@ -47,27 +47,30 @@ class StopRequest:
     """Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and stops.
 
     In the main process a second Ctrl-C raises ``KeyboardInterrupt`` (the last periodic
-    checkpoint stays valid: checkpoints are written atomically); spawned ranks only ever set the flag.
+    checkpoint stays valid: checkpoints are written atomically) and the first one says what
+    happens; spawned ranks (``primary=False``) only set the flag, quietly: a terminal's Ctrl-C
+    reaches them as well as the parent, which forwards it too.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self.count = 0
+        self.primary = True
 
     def handle(self, signum: int, _frame: Any) -> None:
         self.count += 1
         self.requested = True
-        if self.count >= 2 and signum == signal.SIGINT and self.escalate:
+        if not self.primary:
+            return
+        if self.count >= 2 and signum == signal.SIGINT:
             raise KeyboardInterrupt
         if self.count == 1:
             name = signal.Signals(signum).name
             print(f"\n{name}: finishing this step and saving a checkpoint (again to abort)", file=sys.stderr)
 
-    escalate = True
-
     @contextmanager
-    def installed(self, escalate: bool = True) -> Iterator[StopRequest]:
-        self.escalate = escalate
+    def installed(self, primary: bool = True) -> Iterator[StopRequest]:
+        self.primary = primary
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -424,7 +427,7 @@ def _spawned_rank(
     """One rank started by :func:`run_spawned` (module level: ``spawn`` imports it by name)."""
     rank = Rank(index, world, index)
     stop = StopRequest()
-    with stop.installed(escalate=False):
+    with stop.installed(primary=False):
         if config.device == "cuda":
             torch.cuda.set_device(index)
         torch.distributed.init_process_group(_backend(config), init_method=init_method, rank=index, world_size=world)
