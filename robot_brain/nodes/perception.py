@@ -235,7 +235,7 @@ class PerceptionNode(BrainNode):
             self.get_logger().info(f"vision model {self._vision.model_id} on {runtime.providers.primary}")
         if self._detector is None and self._vision is None:
             raise ConfigurationError("perception: expected detector_enabled or a model_path, found neither")
-        self._topic_subscriptions = [
+        self._topic_subscriptions += [  # after the self-filter's /joint_states subscription
             self.create_subscription(Image, str(value(self, "image_topic")), self._on_image, qos_profile_sensor_data),
             self.create_subscription(
                 CameraInfo, str(value(self, "camera_info_topic")), self._on_info, qos_profile_sensor_data

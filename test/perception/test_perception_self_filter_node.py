@@ -271,3 +271,16 @@ def test_arm_color_must_be_three_values(ros_context: None) -> None:
         assert "arm_color: expected [r g b] in 0-1" in sim.status
     finally:
         sim.destroy_node()
+
+
+def test_cleanup_drops_the_joint_state_subscription_and_a_new_configure_makes_one(cell: Cell) -> None:
+    topic = "/reconfigured/joint_states"
+    node = cell.start_perception("reconfigured", joint_states_topic=topic)
+    count = cell.probe.node.count_subscribers
+    assert wait_for(lambda: count(topic) == 1, 10.0)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert wait_for(lambda: count(topic) == 0, 10.0), "teardown must drop the self-filter's subscription"
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert wait_for(lambda: count(topic) == 1, 10.0) and not wait_for(lambda: count(topic) > 1, 1.0)
