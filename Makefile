@@ -36,10 +36,10 @@ MSGS_STAMP := $(VENV)/.stamp-msgs-$(call content_hash,msg tools/build_interfaces
 # The main job: the whole brain on the simulated Panda (sim, perception, policy, controller).
 DEMO_CMD ?= $(VENV)/bin/robot-brain demo --robot panda --episodes 10
 
-.PHONY: help venv install system-deps test lint demo bench constraints clean distclean
+.PHONY: help venv install system-deps test lint demo factory reliability bench constraints clean distclean
 
 help:
-	@echo "targets: venv install test lint demo bench constraints clean distclean"
+	@echo "targets: venv install test lint demo factory reliability bench constraints clean distclean"
 
 # --- install -------------------------------------------------------------------------------
 
@@ -104,6 +104,17 @@ test: install system-deps
 
 demo: install system-deps
 	$(AMENT_ENV) $(DEMO_CMD)
+
+# The data factory end to end in the simulator (collect, export, train, evaluate): ~30 min on 2 cores.
+FACTORY_CMD ?= $(VENV)/bin/robot-brain factory --out out/factory
+
+factory: install system-deps
+	$(AMENT_ENV) $(FACTORY_CMD)
+
+# The fault-injection suite, then docs/reliability.md from its results.
+reliability: install system-deps
+	$(AMENT_ENV) $(VPY) -m pytest test/faults -q
+	$(AMENT_ENV) $(VPY) tools/reliability_report.py
 
 # Every bench/*.py except private helpers (_*.py), one after the other; the first failure stops.
 bench: install system-deps

@@ -52,22 +52,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, model="builtin:reach")
 
 
-def _record_parameters(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The recorder's parameters, with the operator resolved to a pseudonym here (the name stays local)."""
-    if not args.record:
-        if args.operator or args.task:
-            raise ConfigurationError("--operator and --task need --record")
-        return None
-    if not args.operator:
+def record_parameters(operator: str, task: str, data_root: str) -> dict[str, Any]:
+    """The recorder's parameters, with the operator resolved to a pseudonym here (the name stays local).
+
+    Refused (``ConfigurationError``, one line, no name) without ``record`` consent; ``scripted``
+    and ``policy:<sha>`` need none.
+    """
+    if not operator:
         raise ConfigurationError("--record needs --operator NAME (an enrolled operator, or scripted)")
     from robot_brain.data.consent import ConsentRegistry
     from robot_brain.data.paths import resolve_data_root
 
-    root = resolve_data_root(args.data_root or None)
-    decision = ConsentRegistry(root).check(args.operator, "record")
+    root = resolve_data_root(data_root or None)
+    decision = ConsentRegistry(root).check(operator, "record")
     if not decision.allowed:
         raise ConfigurationError(f"recording refused: {decision.reason} (see robot-brain consent --help)")
-    return {"operator": decision.pseudonym, "task": args.task, "data_root": str(root)}
+    return {"operator": decision.pseudonym, "task": task, "data_root": str(root)}
+
+
+def _record_parameters(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.record:
+        if args.operator or args.task:
+            raise ConfigurationError("--operator and --task need --record")
+        return None
+    return record_parameters(args.operator, args.task, args.data_root)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from robot_brain_msgs.msg import ActionChunk
 from robot_brain_msgs.srv import GetEpisodeResult, ResetEpisode
 from sensor_msgs.msg import Image, JointState
@@ -190,8 +191,8 @@ class DemoRunner:
 
     def __init__(self, arm: Arm, alive: Callable[[], bool], command_topics: Sequence[str] = ()) -> None:
         self._owns_context = not rclpy.ok()
-        if self._owns_context:
-            rclpy.init()
+        if self._owns_context:  # signals are the CLI's (stop_on_signals): rclpy must not end the context itself
+            rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         kinds = [(topic, JointTrajectory if topic.endswith("/joint_trajectory") else Float64MultiArray)
                  for topic in command_topics]
         self.node = DemoObserver(arm, kinds)
@@ -207,6 +208,17 @@ class DemoRunner:
         self.node.destroy_node()
         if self._owns_context:
             rclpy.try_shutdown()
+
+    def add_node(self, node: Node) -> None:
+        """Spin another node of this process (e.g. the collector's pad) on the runner's executor."""
+        self._executor.add_node(node)
+
+    def remove_node(self, node: Node) -> None:
+        self._executor.remove_node(node)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``predicate``; ``DemoError`` on a timeout or when a node exits meanwhile."""
+        self._wait(predicate, timeout, what)
 
     def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if not self._wait_until(predicate, timeout, what):
@@ -253,6 +265,20 @@ class DemoRunner:
             raise DemoError(f"the arm controller refused to {label}")
 
     def run_episode(self, index: int, seed: int, timeout: float) -> EpisodeRecord:
+        """One scored episode: reset and locate (:meth:`start_episode`), activate, wait for the sim's verdict."""
+        record = self.start_episode(index, seed)
+        if not record.located:
+            return record
+        self.node.act()
+        self.activate()
+        return self.finish_episode(record, timeout)
+
+    def start_episode(self, index: int, seed: int) -> EpisodeRecord:
+        """Controller inactive (braked, quiet), sim reset with ``seed``, the new object located by perception.
+
+        ``record.located`` is False (with perception's reason in ``record.message``) when
+        perception did not locate the object in time; the controller then stays inactive.
+        """
         node = self.node
         if self.controller_state() == "active":
             self._transition(Transition.TRANSITION_DEACTIVATE, "deactivate")
@@ -275,17 +301,29 @@ class DemoRunner:
             node.end()
             record.located = False
             record.message = self._not_located(target, reset_time)
-            return record
-        node.act()
+        return record
+
+    def activate(self) -> None:
+        """Activate the arm controller (it re-seeds from the measured joints)."""
         self._transition(Transition.TRANSITION_ACTIVATE, "activate")
+
+    def episode_result(self) -> Any:
+        """The sim's current ``EpisodeResult``."""
+        return self._call(self.node.result_client, GetEpisodeResult.Request(), "/sim/get_result").result
+
+    def finish_episode(self, record: EpisodeRecord, timeout: float,
+                       idle: Callable[[], None] | None = None) -> EpisodeRecord:
+        """Wait until the sim says the episode is done (``idle`` runs between polls) and score it."""
         deadline = time.monotonic() + timeout
         result = None
         while time.monotonic() < deadline:
-            result = self._call(node.result_client, GetEpisodeResult.Request(), "/sim/get_result").result
+            result = self.episode_result()
             if result.done:
                 break
+            if idle is not None:
+                idle()
             time.sleep(0.1)
-        node.end()
+        self.node.end()
         if result is None or not result.done:
             record.message = f"no result within {timeout:.0f} s"
             return record
