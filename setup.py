@@ -29,7 +29,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),  # *.xml: the Fast DDS profile
         (f"share/{PACKAGE}/config/robots", glob("config/robots/*.yaml")),
     ],
     install_requires=["setuptools"],

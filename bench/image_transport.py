@@ -1,13 +1,20 @@
-"""A camera image between two processes over Fast DDS: the default transports vs ``LARGE_DATA``.
+"""A camera image between two processes over Fast DDS: default transports, ``LARGE_DATA``, the shipped profile.
 
 For each transport setting, a publisher process sends 640x480 ``rgb8`` ``sensor_msgs/Image``
 messages at ``--rate`` Hz for ``--seconds`` to a subscriber process with sensor-data QoS (what
 the perception and policy nodes use); each message is stamped with the wall clock when it is
 published, and latency is the subscriber's wall clock in its callback minus that stamp (same
-host, same clock; deserialisation and rclpy's dispatch included). Both processes get the same
-``FASTDDS_BUILTIN_TRANSPORTS`` (unset: Fast DDS's default UDP + shared-memory transports).
+host, same clock; deserialisation and rclpy's dispatch included). Settings:
 
-    .venv/bin/python bench/image_transport.py [--seconds S] [--rate HZ] [--width W --height H] [--json]
+- ``default``: Fast DDS's default UDP + shared-memory transports (512 KB segment);
+- ``LARGE_DATA``: ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA?max_msg_size=2MB`` in both processes;
+- ``profile``: ``FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds.xml`` (32 MB segment) in both
+  processes, what ``robot-brain up``/``demo``/``teleop`` and the launch files give every node;
+- ``profile_pub_only`` / ``profile_sub_only``: the profile in one process only (a camera driver
+  of your own beside our nodes), not run unless asked for with ``--transports``.
+
+    .venv/bin/python bench/image_transport.py [--seconds S] [--rate HZ] [--width W --height H]
+        [--transports default LARGE_DATA profile ...] [--qos sensor_data reliable reliable_pub] [--json]
 
 Runs in its own DDS domain on this host only (``ROS_DOMAIN_ID`` from the process id unless set).
 """
@@ -20,14 +27,35 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-TRANSPORTS = {"default": None, "LARGE_DATA": "LARGE_DATA?max_msg_size=2MB"}
+PROFILE = str(Path(__file__).resolve().parents[1] / "config" / "fastdds.xml")
+LARGE_DATA = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA?max_msg_size=2MB"}
+SHIPPED = {"FASTDDS_DEFAULT_PROFILES_FILE": PROFILE}
+#: Transport setting -> (publisher's extra environment, subscriber's extra environment).
+TRANSPORTS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "default": ({}, {}),
+    "LARGE_DATA": (LARGE_DATA, LARGE_DATA),
+    "profile": (SHIPPED, SHIPPED),
+    "profile_pub_only": (SHIPPED, {}),
+    "profile_sub_only": ({}, SHIPPED),
+}
+DEFAULT_TRANSPORTS = ("default", "LARGE_DATA", "profile")
 
 
-def _qos_profiles() -> dict[str, object]:
+#: QoS setting -> (publisher's profile, subscriber's profile). ``reliable_pub``: a camera driver
+#: publishing reliable (the rclpy default) to our nodes' sensor-data subscription.
+QOS = {
+    "sensor_data": ("sensor_data", "sensor_data"),
+    "reliable": ("reliable", "reliable"),
+    "reliable_pub": ("reliable", "sensor_data"),
+}
+
+
+def _qos_profile(name: str) -> object:
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
-    return {"sensor_data": qos_profile_sensor_data, "reliable": QoSProfile(depth=5)}
+    return {"sensor_data": qos_profile_sensor_data, "reliable": QoSProfile(depth=5)}[name]
 
 
 def publish(seconds: float, rate: float, width: int, height: int, qos: str) -> None:
@@ -37,7 +65,7 @@ def publish(seconds: float, rate: float, width: int, height: int, qos: str) -> N
 
     rclpy.init()
     node = rclpy.create_node("image_transport_publisher")
-    publisher = node.create_publisher(Image, "/bench/image", _qos_profiles()[qos])
+    publisher = node.create_publisher(Image, "/bench/image", _qos_profile(QOS[qos][0]))
     deadline = time.monotonic() + 20.0
     while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -69,7 +97,7 @@ def subscribe(seconds: float, qos: str) -> None:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         latencies_ms.append((time.time_ns() - stamp) * 1e-6)
 
-    node.create_subscription(Image, "/bench/image", received, _qos_profiles()[qos])
+    node.create_subscription(Image, "/bench/image", received, _qos_profile(QOS[qos][1]))
     deadline = time.monotonic() + 30.0
     while not latencies_ms and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
@@ -86,18 +114,18 @@ def measure(transport: str, qos: str, seconds: float, rate: float, width: int, h
 
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     env.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
-    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
-    if TRANSPORTS[transport] is not None:
-        env["FASTDDS_BUILTIN_TRANSPORTS"] = TRANSPORTS[transport]
+    for name in ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE"):  # only the setting's own
+        env.pop(name, None)
+    publisher_env, subscriber_env = TRANSPORTS[transport]
     common = [sys.executable, __file__, "--seconds", str(seconds), "--rate", str(rate), "--width", str(width),
               "--height", str(height), "--qos", qos, "--role"]
-    subscriber = subprocess.Popen([*common, "sub"], env=env, stdout=subprocess.PIPE, text=True)
-    publisher = subprocess.Popen([*common, "pub"], env=env, stdout=subprocess.PIPE, text=True)
+    subscriber = subprocess.Popen([*common, "sub"], env={**env, **subscriber_env}, stdout=subprocess.PIPE, text=True)
+    publisher = subprocess.Popen([*common, "pub"], env={**env, **publisher_env}, stdout=subprocess.PIPE, text=True)
     sent = json.loads(publisher.communicate(timeout=seconds + 60)[0].strip().splitlines()[-1])["sent"]
     latencies = np.array(json.loads(subscriber.communicate(timeout=seconds + 60)[0].strip().splitlines()[-1])
                          ["latencies_ms"])
     return {
-        "transport": transport, "qos": qos, "env": TRANSPORTS[transport] or "", "sent": sent,
+        "transport": transport, "qos": qos, "sent": sent,
         "received": int(latencies.size),
         "p50_ms": round(float(np.median(latencies)), 2) if latencies.size else None,
         "p99_ms": round(float(np.percentile(latencies, 99)), 2) if latencies.size else None,
@@ -111,9 +139,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30.0, help="images per second (default 30)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--transports", nargs="+", choices=list(TRANSPORTS), default=list(TRANSPORTS))
-    parser.add_argument("--qos", nargs="+", choices=("sensor_data", "reliable"), default=["sensor_data", "reliable"],
-                        help="sensor_data: best effort, depth 5 (the nodes' camera QoS); reliable: depth 5")
+    parser.add_argument("--transports", nargs="+", choices=list(TRANSPORTS),
+                        default=list(DEFAULT_TRANSPORTS))
+    parser.add_argument("--qos", nargs="+", choices=list(QOS), default=["sensor_data", "reliable"],
+                        help="sensor_data: best effort, depth 5 (the nodes' camera QoS); reliable: depth 5; "
+                        "reliable_pub: a reliable publisher, a sensor-data subscriber")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--role", choices=("pub", "sub"), help=argparse.SUPPRESS)
     args = parser.parse_args()

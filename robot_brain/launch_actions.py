@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from robot_brain.cli.isolation import dds_environment
 from robot_brain.launch_plan import PACKAGE, LaunchPlan
 
 
@@ -34,10 +35,15 @@ def params_folder(prefix: str = "robot_brain_launch_") -> tuple[Path, Any]:
 
 
 def ros_nodes(plan: LaunchPlan, folder: Path) -> list[Any]:
-    """One ``launch_ros`` Node per planned node, with the params files ``robot-brain up`` passes (in ``folder``)."""
+    """One ``launch_ros`` Node per planned node, with the params files ``robot-brain up`` passes (in ``folder``).
+
+    Each node also gets the environment ``robot-brain up`` gives it: the shipped Fast DDS profile,
+    without which camera frames do not cross processes (unless the launching shell names its own).
+    """
     from launch_ros.actions import Node
 
     files = plan.write_params(folder)
+    environment = dds_environment()
     return [
         Node(
             package=PACKAGE,
@@ -46,6 +52,7 @@ def ros_nodes(plan: LaunchPlan, folder: Path) -> list[Any]:
             output="screen",
             parameters=[str(path) for path in spec.params_files(files[spec.name])],
             remappings=list(spec.remappings),
+            additional_env=dict(environment),
         )
         for spec in plan.nodes
     ]

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from robot_brain.cli.isolation import dds_environment
 from robot_brain.launch_plan import COMMAND_MODES, LaunchPlan, brain_plan, parse_overrides, resolve_robot, sim_plan
 
 STOP_TIMEOUT_S = 10.0
@@ -50,7 +51,13 @@ class NodeProcesses:
         self._readers: list[threading.Thread] = []
 
     def start(self, commands: Mapping[str, Sequence[str]], env: Mapping[str, str] | None = None) -> None:
+        """Start one process per command, in this environment plus ``env``, with the shipped Fast DDS profile.
+
+        The profile (:func:`robot_brain.cli.isolation.dds_environment`) lets camera frames cross
+        processes; a ``FASTDDS_DEFAULT_PROFILES_FILE`` already set here or in ``env`` wins.
+        """
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        environment.update(dds_environment(environment))
         width = max((len(name) for name in commands), default=0)
         for name, command in commands.items():
             # A session of its own: the terminal's Ctrl-C reaches only us, and we stop the nodes in order.

@@ -1,0 +1,157 @@
+"""The shipped Fast DDS profile (config/fastdds.xml): camera frames cross processes, and who gets it.
+
+Without it, a 640x480 rgb8 frame (921,600 bytes) does not fit Fast DDS's default 512 KB
+shared-memory segment, and with sensor-data (best-effort) QoS almost no frame arrives
+(docs/benchmarks.md). Here two real processes, started the way ``robot-brain up`` starts
+nodes (``NodeProcesses``), exchange such frames over real DDS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from robot_brain.cli.isolation import PROFILES_VARIABLE, dds_environment, dds_profile_path, isolate_dds
+from robot_brain.cli.up import NodeProcesses
+
+FRAMES = 60
+RATE_HZ = 30.0
+WIDTH, HEIGHT = 640, 480
+
+PUBLISHER = f"""
+import json, os, time
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+rclpy.init()
+node = rclpy.create_node("profile_test_camera")
+publisher = node.create_publisher(Image, "/profile_test/image", qos_profile_sensor_data)
+deadline = time.monotonic() + 30.0
+while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)  # discovery settles on both sides
+msg = Image(height={HEIGHT}, width={WIDTH}, encoding="rgb8", step={WIDTH * 3})
+pixels = np.random.default_rng(0).integers(0, 256, ({HEIGHT}, {WIDTH}, 3), dtype=np.uint8)
+start = time.monotonic()
+for index in range({FRAMES}):
+    pixels[0, 0, 0] = index  # each frame differs, so a stale buffer would be noticed
+    msg.data = pixels.tobytes()
+    msg.header.frame_id = str(index)
+    publisher.publish(msg)
+    time.sleep(max(0.0, start + (index + 1) / {RATE_HZ} - time.monotonic()))
+print("RESULT " + json.dumps({{"sent": {FRAMES}, "profile": os.environ.get("{PROFILES_VARIABLE}", "")}}), flush=True)
+time.sleep(1.0)  # best effort: nothing to retransmit, but stay until the last frames are read
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+SUBSCRIBER = f"""
+import json, os, time
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+rclpy.init()
+node = rclpy.create_node("profile_test_viewer")
+received = {{}}
+
+def on_image(msg):
+    data = np.frombuffer(msg.data, np.uint8)
+    if msg.width == {WIDTH} and msg.height == {HEIGHT} and data.size == {WIDTH * HEIGHT * 3}:
+        received[int(msg.header.frame_id)] = int(data[0])
+
+node.create_subscription(Image, "/profile_test/image", on_image, qos_profile_sensor_data)
+deadline = time.monotonic() + 40.0
+while not received and time.monotonic() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.1)
+end = time.monotonic() + {FRAMES} / {RATE_HZ} + 3.0
+while time.monotonic() < end and len(received) < {FRAMES}:
+    rclpy.spin_once(node, timeout_sec=0.1)
+intact = sum(1 for index, first in received.items() if first == index % 256)
+print("RESULT " + json.dumps({{"received": len(received), "intact": intact,
+                               "profile": os.environ.get("{PROFILES_VARIABLE}", "")}}), flush=True)
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def _results(text: str) -> dict[str, dict[str, object]]:
+    """``[name] RESULT {...}`` lines of a NodeProcesses output, by process name."""
+    results = {}
+    for line in text.splitlines():
+        label, _, rest = line.partition("] RESULT ")
+        if rest:
+            results[label.lstrip("[").strip()] = json.loads(rest)
+    return results
+
+
+def test_the_shipped_profile_is_a_fast_dds_profile_with_a_large_shared_memory_segment() -> None:
+    path = dds_profile_path()
+    assert path.is_absolute() and path.is_file()
+    namespace = {"dds": "http://www.eprosima.com"}
+    root = ET.parse(path).getroot()
+    shm = root.find(".//dds:transport_descriptor[dds:type='SHM']", namespace)
+    assert shm is not None
+    assert int(shm.findtext("dds:segment_size", namespaces=namespace)) >= 8 * WIDTH * HEIGHT * 3
+    assert int(shm.findtext("dds:maxMessageSize", namespaces=namespace)) > WIDTH * HEIGHT * 3
+    participant = root.find(".//dds:participant[@is_default_profile='true']", namespace)
+    assert participant is not None
+    used = [t.text for t in participant.findall("dds:rtps/dds:userTransports/dds:transport_id", namespace)]
+    assert shm.findtext("dds:transport_id", namespaces=namespace) in used and len(used) == 2  # and UDPv4
+    assert participant.findtext("dds:rtps/dds:useBuiltinTransports", namespaces=namespace) == "false"
+
+
+def test_the_profile_is_installed_with_the_other_config_files() -> None:
+    """setup.py's data_files (colcon) and tools/ament_package.py's links (the venv) carry it to share/robot_brain."""
+    from ament_index_python.packages import get_package_share_directory
+
+    installed = Path(get_package_share_directory("robot_brain")) / "config" / dds_profile_path().name
+    assert installed.read_bytes() == dds_profile_path().read_bytes()
+    setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text(encoding="utf-8")
+    assert 'glob("config/*.xml")' in setup
+
+
+def test_a_profile_the_user_set_wins(monkeypatch) -> None:
+    assert dds_environment({}) == {PROFILES_VARIABLE: str(dds_profile_path())}
+    assert dds_environment({PROFILES_VARIABLE: "/etc/my_fastdds.xml"}) == {}
+    assert dds_environment({PROFILES_VARIABLE: ""}) == {}  # set empty: the shipped profile is off
+    monkeypatch.setenv(PROFILES_VARIABLE, "/etc/my_fastdds.xml")
+    isolate_dds()
+    assert os.environ[PROFILES_VARIABLE] == "/etc/my_fastdds.xml"
+    monkeypatch.delenv(PROFILES_VARIABLE)
+    isolate_dds()  # the CLIs' own participants (the demo watches the camera) get it too
+    assert os.environ[PROFILES_VARIABLE] == str(dds_profile_path())
+
+
+@pytest.mark.timeout(120)
+def test_a_640x480_camera_at_30_hz_with_sensor_data_qos_arrives_between_node_processes(monkeypatch) -> None:
+    monkeypatch.delenv(PROFILES_VARIABLE, raising=False)
+    output = io.StringIO()
+    group = NodeProcesses(output=output)
+    group.start({"viewer": [sys.executable, "-c", SUBSCRIBER], "camera": [sys.executable, "-c", PUBLISHER]})
+    deadline = time.monotonic() + 90.0
+    try:
+        while len(_results(output.getvalue())) < 2 and time.monotonic() < deadline and group.first_exit() in (
+            None, ("camera", 0), ("viewer", 0)):
+            time.sleep(0.1)
+    finally:
+        stop = threading.Event()
+        stop.set()
+        group.wait(stop)
+    results = _results(output.getvalue())
+    assert set(results) == {"camera", "viewer"}, output.getvalue()[-2000:]
+    assert results["camera"]["profile"] == results["viewer"]["profile"] == str(dds_profile_path())
+    assert results["camera"]["sent"] == FRAMES
+    assert results["viewer"]["received"] >= 0.95 * FRAMES, results
+    assert results["viewer"]["intact"] == results["viewer"]["received"]
