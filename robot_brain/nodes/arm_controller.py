@@ -556,7 +556,7 @@ class ArmControllerNode(BrainNode):
         else:
             self.publish_diagnostics()
 
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         controller, loop = self.controller, self.loop
         values: dict[str, object] = {}
         level, message = OK, self.status

@@ -550,7 +550,7 @@ class PerceptionNode(BrainNode):
         return point_from_depth(camera, u, v, depth_at(depth_image, u * sx, v * sy, scale=scale), self._camera_pose)
 
     # ----------------------------------------------------------------------------- diagnostics
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         median, p99 = self._latency.percentiles()
         values: dict[str, object] = {
             "frame_ms_median": median * 1e3,

@@ -287,7 +287,7 @@ class PolicyNode(BrainNode):
         self._published += 1
 
     # ----------------------------------------------------------------------------- diagnostics
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         values: dict[str, object] = {"model_id": self._model_id, "rate_hz": self._rate_hz}
         level, message = OK, self.status
         if self._runtime is not None:

@@ -407,7 +407,7 @@ class RecorderNode(BrainNode):
         return response
 
     # ----------------------------------------------------------------------------- diagnostics
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         writer = self._writer
         values: dict[str, object] = {
             "recording": self._recording,

@@ -384,7 +384,7 @@ class SimNode(BrainNode):
 
     # -- reporting ------------------------------------------------------------------------
 
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         if self.simulation is None:
             return OK, self.status, {}, "none"
         rtf = self._lock.measured

@@ -251,7 +251,7 @@ class TeleopNode(BrainNode):
             self.get_logger().error(f"{what} failed: {response.message if response else 'no answer'}")
 
     # ----------------------------------------------------------------------------- diagnostics
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         intent = self._intent
         values: dict[str, object] = dict(self._published)
         values["service_failures"] = self._service_failures

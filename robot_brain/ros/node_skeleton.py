@@ -234,7 +234,7 @@ class BrainNode(LifecycleNode):
         transitions that follow (deactivate, ...) run later on the executor's thread.
         """
 
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         """(level, message, values, hardware_id) of the node's status; faults override level and message."""
         return OK, self._status, {}, "none"
 

@@ -54,7 +54,7 @@ class PulseNode(BrainNode):
             self.destroy_lifecycle_publisher(self._publisher)
             self._publisher = None
 
-    def diagnostics(self) -> tuple[int, str, dict[str, object], str]:
+    def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         return OK, self.status, {"pulses": self.count}, "pulse"
 
     def _pulse(self, stop: threading.Event) -> None:
