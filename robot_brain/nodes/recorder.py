@@ -17,7 +17,9 @@ given here is resolved the same way and never written anywhere.
 While recording, callbacks put ``(topic, receive time, bytes)`` into a bounded queue (by
 bytes): when it is full the message is dropped and counted for its topic; the worker writes
 in arrival order and counts messages that waited longer than ``late_threshold_s`` as late.
-Both counts end up in the episode's manifest: nothing is lost silently. A full disk ends the
+Messages DDS reports lost before they reached a subscription (Fast DDS's sample-lost status:
+a best-effort camera frame missing fragments, say) are counted as dropped too. These counts
+end up in the episode's manifest: nothing is lost silently. A full disk ends the
 episode with a clear error (what reached the disk stays recoverable); a ``kill -9`` loses at
 most the last ``flush_interval_s`` of the episode, and the next recorder (or
 ``robot-brain data ls``) recovers it.
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile
 from robot_brain_msgs.msg import EpisodeEvent
 from robot_brain_msgs.srv import StartEpisode, StopEpisode
@@ -191,9 +194,10 @@ class RecorderNode(BrainNode):
             if not publishers:
                 continue
             self._offered[topic] = offered_qos(publishers)
+            events = SubscriptionEventCallbacks(message_lost=lambda info, t=topic: self._on_lost(t, info))
             self._recorded_topics[topic] = self._keep("subscription", self.create_subscription(
                 message_class(type_name), topic, lambda data, t=topic: self._on_message(t, data),
-                adapted_qos(publishers), raw=True))
+                adapted_qos(publishers), raw=True, event_callbacks=events))
 
     # ----------------------------------------------------------------------------- messages
     def _on_message(self, topic: str, data: bytes) -> None:
@@ -210,6 +214,21 @@ class RecorderNode(BrainNode):
             self._queue.append((topic, stamp, data, time.monotonic()))
             self._queued_bytes += len(data)
             self._wake.notify()
+
+    def _on_lost(self, topic: str, info: Any) -> None:
+        """DDS reports messages of ``topic`` that never reached this subscription: counted as dropped, never silent.
+
+        Fast DDS's sample-lost status: a best-effort sample whose fragments did not all arrive,
+        or a reliable one the publisher no longer held when this reader asked for it again.
+        """
+        if not self._recording or info.total_count_change <= 0:
+            return
+        with self._wake:
+            self._dropped[topic] = self._dropped.get(topic, 0) + info.total_count_change
+            if self._writer is not None:
+                self._writer.report_dropped(topic, info.total_count_change)
+        self.get_logger().warning(f"{topic}: {info.total_count} messages lost before they reached the recorder",
+                                  throttle_duration_sec=LOG_THROTTLE_S)
 
     def _work(self, stop: threading.Event) -> None:
         """Worker body: write queued messages and carry out episode requests, in arrival order."""
