@@ -1,7 +1,7 @@
 """Recording and export: one episode of a 640x480 camera at 30 Hz and /joint_states at 500 Hz, then LeRobot export.
 
     .venv/bin/python bench/recording.py [--robot panda] [--seconds 60] [--codecs h264 libsvtav1] [--fps 20]
-        [--no-probe] [--keep DIR] [--json]
+        [--probe] [--keep DIR] [--json]
 
 What runs (issue 10's benchmark): the MuJoCo sim (camera 640x480 rgb8 at 30 Hz, /joint_states
 and /clock at 500 Hz), the arm controller and the recorder (``operator: scripted``) as node
@@ -14,12 +14,14 @@ and starts and stops one episode through the recorder's ``~/start_episode`` / ``
 Reported:
 
 - **dropped messages**, three ways: the manifest's dropped and late counts (the recorder's
-  queue); the recorded header-stamp sequences of /joint_states and the camera (messages the
-  stamps' span should hold at the nominal rate minus those recorded, and steps over 2.5
-  periods), which also reveal messages lost before they reached the recorder; and, with the probe (default
-  on), the stamps a second subscriber in this process received that the bag lacks (lost on the
-  way to the recorder or in it) as opposed to stamps neither received (not published: the sim
-  fell behind its schedule);
+  queue, and messages DDS reported lost before they reached it); the recorded header-stamp
+  sequences of /joint_states and the camera (messages the stamps' span should hold at the
+  nominal rate minus those recorded, and steps over 2.5 periods), which also reveal messages
+  lost before they reached the recorder; and, with ``--probe``, the stamps a second subscriber
+  in this process received that the bag lacks (lost on the way to the recorder or in it) as
+  opposed to stamps neither received (not published: the sim fell behind its schedule). The
+  probe is off by default: on 2 cores its ~20 % of a core is taken from the sim, whose camera
+  then renders fewer frames;
 - the recorder process's CPU (``/proc/<pid>/stat`` over the episode, % of one core), with the
   sim's and the controller's beside it, and the bytes it wrote (``/proc/<pid>/io`` ``wchar``);
 - MB/s into the bag, against the camera's raw data rate (same-run baseline: width x height x 3
@@ -409,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codecs", nargs="*", choices=("h264", "libsvtav1"), default=["h264", "libsvtav1"],
                         help="export codecs (none: no export)")
     parser.add_argument("--fps", type=int, default=20, help="dataset frames per second (default 20, the export's)")
-    parser.add_argument("--no-probe", dest="probe", action="store_false",
-                        help="no second subscriber of /joint_states and the camera in this process")
+    parser.add_argument("--probe", action="store_true",
+                        help="a second subscriber of /joint_states and the camera in this process, to tell messages "
+                        "lost on the way to the recorder from messages never published (costs ~20 %% of a core)")
     parser.add_argument("--keep", type=Path, help="keep the data root (episode, datasets, node logs) here")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)

@@ -47,6 +47,8 @@ from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulatio
 from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix
 
 LOG_THROTTLE_S = 5.0
+#: States published at most per physics wake-up when catching up (20 ms at 500 Hz): bounded work per wake-up.
+MAX_CATCH_UP_STATES = 10
 
 #: Every parameter: name, default, description. ``config/sim.yaml`` mirrors these (a test checks).
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
@@ -294,7 +296,9 @@ class SimNode(BrainNode):
         500 Hz beside a 640x480 camera on 2 cores when one state was published per wake-up). With
         wall-clock stamps a catch-up's states are stamped at most a period apart, ending now and
         after the previous state's stamp (increasing, never in the future). A wake-up with no
-        step due publishes nothing (no duplicate state).
+        step due publishes nothing (no duplicate state). At most ``MAX_CATCH_UP_STATES`` are
+        published per wake-up, so publishing (which may wait for the GIL) cannot make the
+        thread fall further behind: physics always catches up, a longer stall leaves a gap.
         """
         assert self.simulation is not None
         sim = self.simulation.simulator
@@ -307,13 +311,14 @@ class SimNode(BrainNode):
         while not stop.is_set():
             steps = self._lock.steps_due(sim.time, cycle_steps)
             cycles = -(-steps // cycle_steps)
+            skipped = max(cycles - MAX_CATCH_UP_STATES, 0)  # a long stall: its oldest states are stepped unpublished
+            if skipped:
+                self._step(sim, skipped * cycle_steps)
+            published = cycles - skipped
             now_ns = self.get_clock().now().nanoseconds  # one instant for the catch-up, however long publishing takes
-            spacing = max(min(spacing_ns, (now_ns - last_ns) / cycles), 0.0) if cycles else 0.0
-            for cycle in range(cycles):
-                chunk = min(cycle_steps, steps - cycle * cycle_steps)
-                started = time.perf_counter()
-                sim.step(chunk)
-                self._step_time.add((time.perf_counter() - started) / chunk)
+            spacing = max(min(spacing_ns, (now_ns - last_ns) / published), 0.0) if published else 0.0
+            for cycle in range(skipped, cycles):
+                self._step(sim, min(cycle_steps, steps - cycle * cycle_steps))
                 last_ns = now_ns - int((cycles - 1 - cycle) * spacing)
                 self._publish_state(last_ns)
             self._lock.record(sim.time)
@@ -324,6 +329,11 @@ class SimNode(BrainNode):
                     stop.wait(delay)
                 elif delay < -period:
                     deadline = time.perf_counter()  # fell behind: re-anchor instead of bursting
+
+    def _step(self, sim: Any, steps: int) -> None:
+        started = time.perf_counter()
+        sim.step(steps)
+        self._step_time.add((time.perf_counter() - started) / steps)
 
     def _now_seconds(self) -> float:
         if self._sim_time_stamps:
