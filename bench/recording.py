@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
         run = record(args, root, folder)
         recorded = analyse(args, root, run)
+        if run["probed"] is not None:  # for a closer look with --keep
+            (folder / "probe_stamps.json").write_text(json.dumps(run["probed"]), encoding="utf-8")
         disk = disk_write_speed(root)
         exports = export(args, root, run["episode_id"], recorded["bag_bytes"]) if args.codecs else []
         report = {

@@ -218,8 +218,9 @@ class RecorderNode(BrainNode):
     def _on_lost(self, topic: str, info: Any) -> None:
         """DDS reports messages of ``topic`` that never reached this subscription: counted as dropped, never silent.
 
-        Fast DDS's sample-lost status: a best-effort sample whose fragments did not all arrive,
-        or a reliable one the publisher no longer held when this reader asked for it again.
+        Fast DDS's sample-lost status, e.g. a best-effort camera frame whose fragments did not all
+        arrive (counted once a later sample from the same publisher arrives, so a lost very first
+        sample is not: test/test_dds_profile.py).
         """
         if not self._recording or info.total_count_change <= 0:
             return

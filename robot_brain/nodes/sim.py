@@ -292,8 +292,8 @@ class SimNode(BrainNode):
         One state is published per cycle of sim time, also when the thread wakes late (a busy
         CPU, another thread holding the GIL, a VM stall) and catches up several cycles at once:
         each is stepped and published in turn, so a recorder gets ``publish_rate_hz`` states per
-        sim second instead of a gap (bench/recording.py: 5-7 % of /joint_states were missing at
-        500 Hz beside a 640x480 camera on 2 cores when one state was published per wake-up). With
+        sim second instead of a gap (bench/recording.py: 477.7 instead of 500 /joint_states a second
+        beside a 640x480 camera on 2 cores when one state was published per wake-up). With
         wall-clock stamps a catch-up's states are stamped at most a period apart, ending now and
         after the previous state's stamp (increasing, never in the future). A wake-up with no
         step due publishes nothing (no duplicate state). At most ``MAX_CATCH_UP_STATES`` are
