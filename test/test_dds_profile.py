@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from robot_brain.cli.isolation import PROFILES_VARIABLE, dds_environment, dds_profile_path, isolate_dds
+from robot_brain.cli.isolation import (
+    PROFILES_VARIABLE,
+    dds_environment,
+    dds_profile_path,
+    isolate_dds,
+    remove_dead_dds_segments,
+)
 from robot_brain.cli.up import NodeProcesses
 
 FRAMES = 60
@@ -140,6 +146,30 @@ def test_a_profile_the_user_set_wins(monkeypatch) -> None:
     monkeypatch.delenv(PROFILES_VARIABLE)
     isolate_dds()  # the CLIs' own participants (the demo watches the camera) get it too
     assert os.environ[PROFILES_VARIABLE] == str(dds_profile_path())
+
+
+def test_only_dead_participants_shared_memory_is_removed(tmp_path) -> None:
+    """A segment whose lock file nobody holds and that is not brand new is dead; the others stay."""
+    import fcntl
+
+    def segment(name: str, age_s: float) -> Path:
+        (tmp_path / name).write_bytes(bytes(64))
+        lock = tmp_path / f"{name}_el"
+        lock.touch()
+        os.utime(lock, (time.time() - age_s, time.time() - age_s))
+        return lock
+
+    dead = segment("fastdds_00000000000000a1", 120.0)
+    alive = segment("fastdds_00000000000000a2", 120.0)
+    new = segment("fastdds_00000000000000a3", 1.0)
+    (tmp_path / "fastdds_port7411_el").touch()  # ports are left to Fast DDS
+    with open(alive, "ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a live participant holds
+        assert remove_dead_dds_segments(min_age_s=60.0, folder=tmp_path) == 1
+    assert not dead.exists() and not (tmp_path / "fastdds_00000000000000a1").exists()
+    assert alive.exists() and (tmp_path / "fastdds_00000000000000a2").exists()
+    assert new.exists() and (tmp_path / "fastdds_00000000000000a3").exists()
+    assert (tmp_path / "fastdds_port7411_el").exists()
 
 
 @pytest.mark.timeout(120)

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from robot_brain.cli.isolation import dds_environment
+from robot_brain.cli.isolation import dds_environment, remove_dead_dds_segments
 from robot_brain.launch_plan import COMMAND_MODES, LaunchPlan, brain_plan, parse_overrides, resolve_robot, sim_plan
 
 STOP_TIMEOUT_S = 10.0
@@ -118,6 +118,7 @@ class NodeProcesses:
             self._stop_group([self.processes[name] for name in members], timeout)
         for reader in self._readers:
             reader.join(timeout=2.0)
+        remove_dead_dds_segments()  # a node killed or ended uncleanly left its shared memory behind
         if self._log is not None:
             self._log.close()
             self._log = None
