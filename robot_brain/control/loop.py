@@ -245,6 +245,11 @@ class ControlLoop:
             self._periods(idle, max_seconds)
         finally:
             self.owner = outer_owner
+            if outer_owner is None:
+                # The outermost run is over: give the frozen objects back to the collector, or
+                # whatever the loop froze (the ROS context among them) is never finalised, and
+                # Fast DDS leaves the process's shared-memory segment behind in /dev/shm.
+                gc.unfreeze()
             if idle is None:
                 self._ended.set()
 

@@ -38,6 +38,7 @@ behaviour under faults.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -544,8 +545,14 @@ def run_node(
     finally:
         if executor is not None:
             executor.shutdown(timeout_sec=2.0)
+            if node is not None:
+                executor.remove_node(node)
         if node is not None:
             node.destroy_node()
+        # Nothing of the node may outlive the context: then Fast DDS destroys the participant and
+        # removes its shared-memory segment instead of leaving it in /dev/shm.
+        executor = node = None
+        gc.collect()
         rclpy.try_shutdown()
     return code
 
