@@ -8,8 +8,6 @@ received (perfect tracking), so commands close the loop as on a real cell.
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
+from helpers.domains import next_domain
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -210,14 +209,6 @@ def arm_path(name: str) -> str:
     return str(bundled_arm_path(name))
 
 
-_bench_counter = itertools.count(1)
-
-
-def _next_bench_domain() -> int:
-    """A domain ID next to this test run's ROS_DOMAIN_ID, different for each bench (valid range 1..100)."""
-    return 1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + next(_bench_counter)) % 100
-
-
 @contextmanager
 def bench(arm_name: str = "panda", start: np.ndarray | None = None, activate: bool = True,
           **parameters: Any) -> Iterator[Bench]:
@@ -229,7 +220,7 @@ def bench(arm_name: str = "panda", start: np.ndarray | None = None, activate: bo
     context = Context()
     # Each bench in a DDS domain of its own: the nodes of earlier benches in this process
     # (same names, same services) can never be matched, even while they are torn down.
-    rclpy.init(context=context, domain_id=_next_bench_domain())
+    rclpy.init(context=context, domain_id=next_domain())
     node = ArmControllerNode(
         context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()]
     )

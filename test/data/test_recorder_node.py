@@ -4,7 +4,6 @@ bags an independent MCAP reader decodes, and a kill -9 that loses only the episo
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from helpers.domains import next_domain
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rclpy.context import Context
@@ -42,7 +42,6 @@ PANDA = bundled_arm_path("panda")
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 TOPICS = ["/joint_states:sensor_msgs/msg/JointState", "/camera/image_raw:sensor_msgs/msg/Image",
           "/episode/events:robot_brain_msgs/msg/EpisodeEvent"]
-_domains = itertools.count(1)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -111,7 +110,7 @@ class Bench:
 @contextmanager
 def bench(root: Path, operator: str, **parameters: object) -> Iterator[Bench]:
     context = Context()
-    rclpy.init(context=context, domain_id=1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 30 + next(_domains)) % 100)
+    rclpy.init(context=context, domain_id=next_domain())
     values = {"urdf_path": str(PANDA), "data_root": str(root), "operator": operator, "topics": TOPICS,
               "diagnostics_period_s": 0.2, "cell_id": "cell-test", **parameters}
     recorder = RecorderNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
@@ -221,7 +220,7 @@ def _recorder_process(root: Path, operator: str, domain: int) -> subprocess.Pope
 @pytest.mark.slow
 def test_kill_9_mid_episode_keeps_earlier_episodes_and_the_next_recorder_recovers_it(tmp_path: Path) -> None:
     operator = _enrolled(tmp_path)
-    domain = 1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 45) % 100
+    domain = next_domain()
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     cell = Cell(context)

@@ -38,6 +38,7 @@ from helpers.cell_system import (
     running_system,
     wait_for,
 )
+from helpers.domains import next_domain
 from robot_brain_msgs.msg import ActionChunk
 from sensor_msgs.msg import Image, JointState
 
@@ -396,7 +397,7 @@ def test_a_signal_to_any_node_stops_it_in_order_with_exit_0(node: str, sig: sign
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_up_stops_every_node_in_order(sig: signal.Signals, tmp_path: Path) -> None:
-    env = {**os.environ, "ROS_DOMAIN_ID": str(1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 80) % 100),
+    env = {**os.environ, "ROS_DOMAIN_ID": str(next_domain()),
            "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "robot_brain.cli.main", "up", "--sim", "--robot", "panda", "--params-dir",

@@ -28,6 +28,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, TwistStamped
+from helpers.domains import next_domain
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -53,11 +54,6 @@ STATE_TIMEOUT_S = 0.1
 #: Receipt times are measured in this process, one DDS hop after the controller published, on a
 #: shared 2-core VM: a braking onset is judged against its bound plus this much measurement slack.
 MEASUREMENT_SLACK_S = 0.025
-
-
-def fault_domain() -> int:
-    """A DDS domain for the system under test, next to this test run's own (valid range 1..100)."""
-    return 1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 70) % 100
 
 
 class Observer(Node):
@@ -266,10 +262,11 @@ class System:
         self.limits = safety_limits(self.arm)
         self.log = folder / "nodes.log"
         self.group = NodeProcesses(output=_Sink(), log_file=self.log)
-        self.env = {"ROS_DOMAIN_ID": str(fault_domain()), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+        self.domain = next_domain()
+        self.env = {"ROS_DOMAIN_ID": str(self.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
         self.commands = plan.commands(folder / "params", sys.executable)
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=fault_domain())
+        rclpy.init(context=self.context, domain_id=self.domain)
         self.observer = Observer(self.context, self.arm)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.observer)

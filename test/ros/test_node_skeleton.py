@@ -6,7 +6,6 @@ context and domain of their own; process tests send real signals to the real scr
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from helpers.domains import next_domain
 from helpers.pulse_node import PulseNode
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.context import Context
@@ -33,7 +33,6 @@ from std_srvs.srv import Trigger
 pytestmark = pytest.mark.dds
 PULSE_SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "pulse_node.py"
 CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
-_domains = itertools.count(1)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -87,7 +86,7 @@ class Bench:
 @contextmanager
 def bench(**parameters: object) -> Iterator[Bench]:
     context = Context()
-    rclpy.init(context=context, domain_id=1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 50 + next(_domains)) % 100)
+    rclpy.init(context=context, domain_id=next_domain())
     node = PulseNode(context=context, parameter_overrides=[
         rclpy.parameter.Parameter(k, value=v) for k, v in {"diagnostics_period_s": 0.2, **parameters}.items()])
     probe = Probe(context)

@@ -23,6 +23,7 @@ from helpers.cell_system import (
     reach_plan,
     wait_for,
 )
+from helpers.domains import next_domain
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -221,13 +222,12 @@ def test_episode_buttons_publish_episode_events(rig: Rig) -> None:
 
 
 def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: Path) -> None:
-    import os
 
     import rclpy
     from rclpy.context import Context
 
     context = Context()
-    rclpy.init(context=context, domain_id=1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 60) % 100)
+    rclpy.init(context=context, domain_id=next_domain())
     from robot_brain.embodiment.catalog import bundled_arm_path
 
     teleop = TeleopNode(context=context, parameter_overrides=[
