@@ -18,6 +18,14 @@ file by copying packets (no re-encoding); an episode's frames are then found at
 
 SVT-AV1 prints a configuration banner on stderr for every encoder it opens; ``SVT_LOG=1``
 (errors only) is set unless the environment already chose a level.
+
+SVT-AV1 run as root puts the thread that opens it and each of its ~40 worker threads in
+``SCHED_FIFO`` at priority 99 (measured: PyAV 64x64 encode as root, ``ps -L -o cls,rtprio``).
+Left alone, that outranks the arm controller's loop (``SCHED_FIFO`` 80) on the same computer
+while an export runs, and every process started afterwards from the exporting thread inherits
+priority 99 (the data factory starts the sim and the nodes after its export). So
+:func:`encode_frames` puts every thread the encoder raised back to normal scheduling as soon as
+the encoder is open, and the calling thread back to what it was when it returns.
 """
 
 from __future__ import annotations
@@ -135,6 +143,62 @@ def _quiet_svt() -> None:
     os.environ.setdefault("SVT_LOG", "1")
 
 
+def _realtime_threads() -> set[int]:
+    """Ids of this process's threads that run under a real-time policy (empty where /proc is absent)."""
+    realtime = {os.SCHED_FIFO, os.SCHED_RR} if hasattr(os, "SCHED_FIFO") else set()
+    found: set[int] = set()
+    try:
+        tids = [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            if os.sched_getscheduler(tid) in realtime:
+                found.add(tid)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def _demote_threads(tids: Iterable[int]) -> None:
+    """Put ``tids`` back on normal scheduling (``SCHED_OTHER``); threads that ended are skipped."""
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            continue
+
+
+class _EncoderPriorityGuard:
+    """Undo the real-time scheduling an encoder gives itself (SVT-AV1 as root: SCHED_FIFO 99).
+
+    ``before`` is taken before the encoder opens; :meth:`encoder_opened` demotes every thread
+    that became real-time since (the encoder's workers and, with them, the calling thread);
+    :meth:`restore` puts the calling thread back to the policy it had.
+    """
+
+    def __init__(self) -> None:
+        self._available = hasattr(os, "sched_getscheduler") and hasattr(os, "SCHED_FIFO")
+        if not self._available:
+            return
+        self._policy = os.sched_getscheduler(0)
+        self._param = os.sched_getparam(0)
+        self._before = _realtime_threads()
+
+    def encoder_opened(self) -> None:
+        if self._available:
+            _demote_threads(_realtime_threads() - self._before)
+
+    def restore(self) -> None:
+        if not self._available:
+            return
+        try:
+            if os.sched_getscheduler(0) != self._policy or os.sched_getparam(0) != self._param:
+                os.sched_setscheduler(0, self._policy, self._param)
+        except OSError:
+            pass
+
+
 def _check_frame(frame: Any, height: int, width: int, index: int, path: Path) -> np.ndarray:
     array = np.asarray(frame)
     if array.shape != (height, width, 3) or array.dtype != np.uint8:
@@ -168,6 +232,7 @@ def encode_frames(
         _quiet_svt()
     fed = 0
     packets = 0
+    priority = _EncoderPriorityGuard()
     try:
         with av.open(str(target), "w") as container:
             stream = container.add_stream(encoding.codec, rate=fps, options=encoding.codec_options())
@@ -187,12 +252,16 @@ def encode_frames(
                 for packet in stream.encode(video_frame):
                     container.mux(packet)
                     packets += 1
+                if fed == 0:  # PyAV opens the encoder (and SVT-AV1 its threads) on the first frame
+                    priority.encoder_opened()
                 fed += 1
             for packet in stream.encode(None):
                 container.mux(packet)
                 packets += 1
     except av.FFmpegError as error:
         raise VideoError(f"{target.name}: {encoding.codec} encoding failed: {error}") from error
+    finally:
+        priority.restore()
     if fed != expected_frames:
         raise VideoError(f"{target.name}: expected {expected_frames} frames, the source yielded {fed}")
     if packets != fed:
