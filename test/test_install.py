@@ -90,13 +90,18 @@ NOT_FROM_PYPI = {
 }
 
 
+#: Imported only by the training modules, which only ``robot-brain train`` and ``factory`` load
+#: (after ``robot_brain.data.extras.require_torch``): listed in this requirements file instead.
+EXTRAS = {"torch": "train.txt"}
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _base_requirements() -> set[str]:
+def _base_requirements(file: str = "base.txt") -> set[str]:
     names = set()
-    for line in (REPO / "requirements" / "base.txt").read_text(encoding="utf-8").splitlines():
+    for line in (REPO / "requirements" / file).read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             names.add(_normalise(re.split(r"[\[<>=!~; ]", line, maxsplit=1)[0]))
@@ -169,6 +174,9 @@ def test_every_package_the_runtime_imports_is_in_base_txt(imports: dict[str, dic
         if module in NOT_FROM_PYPI or all(files.values()):  # ours, or only imported as optional
             continue
         distributions = _distributions(module)
+        if module in EXTRAS:
+            assert distributions & _base_requirements(EXTRAS[module]), f"requirements/{EXTRAS[module]} lacks {module}"
+            continue
         if not distributions & required:
             missing.append(f"{module} ({' or '.join(sorted(distributions)) or 'not installed'}; {', '.join(files)})")
     assert not missing, "requirements/base.txt lacks: " + "; ".join(missing)
@@ -188,3 +196,33 @@ def test_the_only_imports_left_out_of_base_txt_are_known_optional_ones(imports: 
     # pybullet_data: the bundled-arm catalog says "pip install pybullet" without it (test.txt has it);
     # compression: the stdlib's zstd from Python 3.14 (backports.zstd before, in base.txt).
     assert left_out == {"pybullet_data", "compression"}
+
+
+def test_only_training_modules_import_torch_and_nothing_else_imports_them_at_module_level(
+        imports: dict[str, dict[str, bool]]) -> None:
+    """torch stays out of every command but train and factory: no module outside training imports it eagerly."""
+    torch_users = {Path(file).stem for file, optional in imports["torch"].items() if not optional}
+    assert torch_users <= {"training", "training_loop", "training_config", "policies", "onnx_export"}, torch_users
+    eager = []
+    for path in sorted((REPO / "robot_brain").rglob("*.py")):
+        if path.stem in torch_users:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only: imports inside functions run on demand
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1] in torch_users:
+                eager.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not eager, f"module-level imports of the training modules: {eager}"
+
+
+@pytest.mark.parametrize("command", [["train", "some_dataset", "--out", "model.onnx"],
+                                     ["factory", "--out", "factory_out"]])
+def test_train_and_factory_without_torch_say_how_to_install_it(command: list[str], tmp_path: Path) -> None:
+    """Without torch (as after the colcon path's base.txt), one line names requirements/train.txt."""
+    script = ("import sys; sys.modules['torch'] = None\n"  # 'import torch' now fails as it would uninstalled
+              "from robot_brain.cli.main import main\nsys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", script, *command], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "pip install -r requirements/train.txt" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "factory_out").exists()  # refused before collecting anything

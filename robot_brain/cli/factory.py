@@ -44,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_brain.data.extras import require_torch
     from robot_brain.factory.pipeline import run_factory
+
+    require_torch("robot-brain factory")  # before the output folder and minutes of collecting
 
     config = FactoryConfig(out=args.out, train_robots=args.train_robots, eval_robots=args.eval_robots,
                            demos=args.demos, policy=args.policy, steps=args.steps, eval_episodes=args.eval_episodes,
