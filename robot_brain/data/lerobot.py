@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 
 from robot_brain.data import stats as feature_stats
 from robot_brain.data.dataset_provenance import check_no_personal_data, write_provenance
+from robot_brain.data.files import fsync_directory
 from robot_brain.data.lerobot_format import (
     CODEBASE_VERSION,
     DATA_PATH,
@@ -73,7 +74,6 @@ from robot_brain.data.lerobot_format import (
     camera_key,
     data_keys,
     data_schema,
-    fsync_directory,
     fsync_file,
     json_bytes,
     next_chunk_file,

@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robot_brain.data.files import fsync_directory
 from robot_brain.errors import UserError
 
 CODEBASE_VERSION = "v3.0"
@@ -194,20 +195,6 @@ def next_chunk_file(chunk_index: int, file_index: int, chunks_size: int) -> tupl
     if file_index == chunks_size - 1:
         return chunk_index + 1, 0
     return chunk_index, file_index + 1
-
-
-def fsync_directory(folder: Path) -> None:
-    """Make renames and creations in ``folder`` durable (no-op where the platform refuses)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def fsync_file(path: Path) -> None:
