@@ -11,6 +11,7 @@ from which ``tools/reliability_report.py`` writes ``docs/reliability.md``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -353,3 +354,21 @@ def running_system(tmp: Path, names: Sequence[str] = ("sim", "policy", "arm_cont
         yield system
     finally:
         system.close()
+
+
+def motion_targets(system: System) -> tuple[np.ndarray, np.ndarray]:
+    """Two reachable tool positions 0.3 m apart around the layout's home pose."""
+    layout = system.plan.layout
+    home = system.arm.kinematics.fk(np.asarray(layout.home))[:3, 3]
+    return home + np.array([0.0, 0.15, -0.05]), home + np.array([0.0, -0.15, -0.05])
+
+
+def keep_moving(system: System, stop: threading.Event) -> None:
+    """Aim the reach policy at A and B in turn, so the arm is in motion when a fault strikes."""
+    targets = itertools.cycle(motion_targets(system))
+    target = next(targets)
+    switched = time.monotonic()
+    while not stop.wait(0.05):
+        if time.monotonic() - switched > 1.2:
+            target, switched = next(targets), time.monotonic()
+        system.observer.aim(target)
