@@ -91,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     event_to_twist: list[float] = []
     event_to_command: list[float] = []
     dds_floor: list[float] = []
+    misses: list[dict[str, object]] = []
     try:
         _wait(lambda: b"[arm_controller]: active" in (folder / "nodes.log").read_bytes(), 90.0, "the controller")
         teleop.trigger_configure()
         teleop.trigger_activate()
         _wait(lambda: teleop._intent is not None and teleop._intent.status.connected, 20.0, "the pad")
+        # Discovery: twists sent before the controller's subscription matched are lost, not late.
+        _wait(lambda: teleop._twists.get_subscription_count() >= 2, 20.0, "the controller's /teleop/twist subscription")
         pad.set_button(9, False)
         time.sleep(0.2)
         for trial in range(args.trials):
@@ -116,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             if moving and after:
                 event_to_twist.append(moving[0] - event)
                 event_to_command.append(after[0] - event)
+            else:  # counted, never silently left out of the percentiles
+                misses.append({"trial": trial, "twist_with_motion": bool(moving), "command": bool(after),
+                               "twists": len(twists), "commands": len(commands)})
             sent = time.monotonic()
             echo_publisher.publish(TwistStamped())
             _wait(lambda start=sent: bool(echoes) and echoes[-1] >= start, 2.0, "the echo")
@@ -137,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         "event_to_command": _percentiles(event_to_command),
         "baselines": {"poll_period_ms": round(1e3 / args.poll_rate, 2),
                       "dds_publish_to_receive": _percentiles(dds_floor)},
+        "misses": misses,
+        "slowest_ms": sorted(round(v * 1e3, 2) for v in event_to_command)[-5:],
         "target_p99_ms": 20.0,
         "target_met": bool(event_to_command) and float(np.percentile(event_to_command, 99)) * 1e3 <= 20.0,
     }
