@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -42,6 +43,32 @@ def test_run_calls_idle_before_each_deadline_in_the_calling_thread() -> None:
     assert np.sum(np.round(steps) == 1) >= 0.9 * len(steps)
     # Idle time is offered before its deadline; a shared 2-core VM may stall a rare call.
     assert sum(called < until + period for called, until in calls) >= 0.9 * len(calls)
+
+
+def test_the_thread_leaves_real_time_scheduling_when_the_loop_ends() -> None:
+    """The cooperative loop runs on the thread that spins the node: after it, that thread is ordinary again."""
+    seen: dict[str, object] = {}
+
+    def body() -> None:
+        cycles = [0]
+
+        def compute(now: float) -> None:
+            cycles[0] += 1
+            seen.setdefault("during", os.sched_getscheduler(0))
+
+        loop = ControlLoop(0.001, compute, lambda result: None, should_stop=lambda: cycles[0] >= 20,
+                           realtime_priority=10, idle_margin=0.0002)
+        loop.run(lambda until: None)
+        seen["realtime"] = loop.realtime
+        seen["after"] = os.sched_getscheduler(0)
+
+    worker = threading.Thread(target=body)  # a thread of its own: pytest's never turns real-time
+    worker.start()
+    worker.join(timeout=10.0)
+    assert not worker.is_alive()
+    if seen["realtime"] != "SCHED_FIFO 10":
+        pytest.skip(f"real-time scheduling not granted here: {seen['realtime']}")
+    assert seen["during"] == os.SCHED_FIFO and seen["after"] == os.SCHED_OTHER
 
 
 def test_a_nested_run_from_idle_ends_the_outer_run() -> None:
