@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from robot_brain.scheduling import current_scheduling, restore_scheduling
+
 _PR_SET_TIMERSLACK = 29
 
 
@@ -63,24 +65,6 @@ def try_realtime(priority: int) -> str:
     except OSError as error:
         return f"failed ({error.strerror})"
     return f"SCHED_FIFO {priority}"
-
-
-def _current_scheduling() -> tuple[int, Any] | None:
-    """The calling thread's scheduling policy and parameters (None where the OS has no such call)."""
-    if not hasattr(os, "sched_getscheduler"):
-        return None
-    return os.sched_getscheduler(0), os.sched_getparam(0)
-
-
-def _restore_scheduling(scheduling: tuple[int, Any] | None) -> None:
-    """Give the calling thread back the policy it had before :func:`try_realtime`."""
-    if scheduling is None:
-        return
-    try:
-        if (os.sched_getscheduler(0), os.sched_getparam(0)) != scheduling:
-            os.sched_setscheduler(0, *scheduling)
-    except OSError:
-        pass
 
 
 class LoopStats:
@@ -273,7 +257,7 @@ class ControlLoop:
 
     def _periods(self, idle: Callable[[float], None] | None, max_seconds: float) -> None:
         self.timer_slack = set_timer_slack(1)
-        scheduling = _current_scheduling()
+        scheduling = current_scheduling()
         self.realtime = try_realtime(self._priority)
         gc.freeze()  # objects alive now are never scanned again: shorter collections mid-loop
         period = self.period
@@ -334,7 +318,7 @@ class ControlLoop:
             stats.sample_cpu()
             # In cooperative mode this is the thread that spins the node: after the loop it serves
             # ordinary callbacks, and threads it starts would inherit SCHED_FIFO.
-            _restore_scheduling(scheduling)
+            restore_scheduling(scheduling)
 
     def _fail_over(self, failure: Exception) -> Callable[[float], Any]:
         """compute raised: record it, tell the owner, and continue with the fallback whatever the owner does."""

@@ -41,6 +41,7 @@ import av
 import numpy as np
 
 from robot_brain.errors import UserError
+from robot_brain.scheduling import current_scheduling, demote_threads, realtime_threads, restore_scheduling
 
 # The codecs an export may use: LeRobot's default and the widely decodable alternative.
 SUPPORTED_CODECS = ("libsvtav1", "h264")
@@ -143,60 +144,23 @@ def _quiet_svt() -> None:
     os.environ.setdefault("SVT_LOG", "1")
 
 
-def _realtime_threads() -> set[int]:
-    """Ids of this process's threads that run under a real-time policy (empty where /proc is absent)."""
-    realtime = {os.SCHED_FIFO, os.SCHED_RR} if hasattr(os, "SCHED_FIFO") else set()
-    found: set[int] = set()
-    try:
-        tids = [int(name) for name in os.listdir("/proc/self/task")]
-    except OSError:
-        return found
-    for tid in tids:
-        try:
-            if os.sched_getscheduler(tid) in realtime:
-                found.add(tid)
-        except OSError:  # the thread ended meanwhile
-            continue
-    return found
-
-
-def _demote_threads(tids: Iterable[int]) -> None:
-    """Put ``tids`` back on normal scheduling (``SCHED_OTHER``); threads that ended are skipped."""
-    for tid in tids:
-        try:
-            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            continue
-
-
 class _EncoderPriorityGuard:
     """Undo the real-time scheduling an encoder gives itself (SVT-AV1 as root: SCHED_FIFO 99).
 
-    ``before`` is taken before the encoder opens; :meth:`encoder_opened` demotes every thread
-    that became real-time since (the encoder's workers and, with them, the calling thread);
-    :meth:`restore` puts the calling thread back to the policy it had.
+    The threads already real-time are noted before the encoder opens; :meth:`encoder_opened`
+    demotes every thread that became real-time since (the encoder's workers and, with them, the
+    calling thread); :meth:`restore` puts the calling thread back to the policy it had.
     """
 
     def __init__(self) -> None:
-        self._available = hasattr(os, "sched_getscheduler") and hasattr(os, "SCHED_FIFO")
-        if not self._available:
-            return
-        self._policy = os.sched_getscheduler(0)
-        self._param = os.sched_getparam(0)
-        self._before = _realtime_threads()
+        self._scheduling = current_scheduling()
+        self._before = realtime_threads()
 
     def encoder_opened(self) -> None:
-        if self._available:
-            _demote_threads(_realtime_threads() - self._before)
+        demote_threads(realtime_threads() - self._before)
 
     def restore(self) -> None:
-        if not self._available:
-            return
-        try:
-            if os.sched_getscheduler(0) != self._policy or os.sched_getparam(0) != self._param:
-                os.sched_setscheduler(0, self._policy, self._param)
-        except OSError:
-            pass
+        restore_scheduling(self._scheduling)
 
 
 def _check_frame(frame: Any, height: int, width: int, index: int, path: Path) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""Thread scheduling policies: save and restore a thread's, and undo real-time ones a library set.
+
+Two places need it: the control loop asks for ``SCHED_FIFO`` for its own thread and must give
+it back when the loop ends (in cooperative mode that thread goes on spinning the node), and the
+video encoder (SVT-AV1 run as root) raises itself and its workers to ``SCHED_FIFO`` 99, which
+:mod:`robot_brain.data.video` undoes. Every function is a no-op where the OS lacks the calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+Scheduling = tuple[int, Any]  # (policy, os.sched_param)
+
+
+def current_scheduling() -> Scheduling | None:
+    """The calling thread's scheduling policy and parameters (None where the OS has no such call)."""
+    if not hasattr(os, "sched_getscheduler"):
+        return None
+    return os.sched_getscheduler(0), os.sched_getparam(0)
+
+
+def restore_scheduling(scheduling: Scheduling | None) -> None:
+    """Give the calling thread back the policy :func:`current_scheduling` returned."""
+    if scheduling is None:
+        return
+    try:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != scheduling:
+            os.sched_setscheduler(0, *scheduling)
+    except OSError:
+        pass
+
+
+def realtime_threads() -> set[int]:
+    """Ids of this process's threads under a real-time policy (empty where /proc is absent)."""
+    if not hasattr(os, "SCHED_FIFO"):
+        return set()
+    realtime = {os.SCHED_FIFO, os.SCHED_RR}
+    try:
+        tids = [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return set()
+    found: set[int] = set()
+    for tid in tids:
+        try:
+            if os.sched_getscheduler(tid) in realtime:
+                found.add(tid)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def demote_threads(tids: Iterable[int]) -> None:
+    """Put ``tids`` back on normal scheduling (``SCHED_OTHER``); threads that ended are skipped."""
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            continue
