@@ -48,9 +48,7 @@ from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix
 
 LOG_THROTTLE_S = 5.0
 #: States published at most per physics wake-up when catching up (20 ms at 500 Hz): bounded work per wake-up.
-MAX_CATCH_UP_STATES = 10
-#: The least wait between two frames, as a fraction of the frame period (see _render_loop).
-MIN_RENDER_GAP = 0.25
+MAX_CATCH_UP_STATES = 2
 
 #: Every parameter: name, default, description. ``config/sim.yaml`` mirrors these (a test checks).
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
@@ -402,16 +400,12 @@ class SimNode(BrainNode):
                 self._camera_info.header = header
                 self._publish_frame(image)
                 self._render_time.add(time.perf_counter() - started)
-                frame_period = period / max(self._lock.factor, 1e-9) if self._lock.factor > 0 else period
-                deadline += frame_period
+                deadline += period / max(self._lock.factor, 1e-9) if self._lock.factor > 0 else period
                 delay = deadline - time.perf_counter()
-                if delay < -frame_period:  # fell a whole frame behind: re-anchor instead of bursting
-                    deadline = time.perf_counter() + frame_period
-                    delay = frame_period
-                # A frame rendered late is caught up on the next one, but never back to back: rendering
-                # holds the GIL for most of a frame, and a loop that never waits starves the physics and
-                # the executor in the same process (the sim ran at half real time in-process).
-                stop.wait(max(delay, MIN_RENDER_GAP * frame_period))
+                if delay > 0.0:
+                    stop.wait(delay)
+                elif delay < -period:  # a frame rendered late is caught up; fell a whole frame behind: re-anchor
+                    deadline = time.perf_counter()
         finally:
             renderer.close()
 
