@@ -105,7 +105,7 @@ test: install system-deps
 demo: install system-deps
 	$(AMENT_ENV) $(DEMO_CMD)
 
-# The data factory end to end in the simulator (collect, export, train, evaluate): ~30 min on 2 cores.
+# The data factory end to end in the simulator (collect, export, train, evaluate): ~15 min on 2 cores.
 FACTORY_CMD ?= $(VENV)/bin/robot-brain factory --out out/factory
 
 factory: install system-deps
