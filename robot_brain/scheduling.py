@@ -8,6 +8,8 @@ video encoder (SVT-AV1 run as root) raises itself and its workers to ``SCHED_FIF
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -23,14 +25,38 @@ def current_scheduling() -> Scheduling | None:
 
 
 def restore_scheduling(scheduling: Scheduling | None) -> None:
-    """Give the calling thread back the policy :func:`current_scheduling` returned."""
+    """Give the calling thread back the policy :func:`current_scheduling` returned.
+
+    Through ``pthread_setschedparam`` where it can: glibc keeps a copy of a thread's policy
+    when it was set that way (SVT-AV1 does) and gives it to every thread that thread creates
+    later, whatever the kernel says the thread itself runs at. Restoring with the
+    ``sched_setscheduler`` system call alone left pytest's later DDS threads at SCHED_FIFO 99.
+    """
     if scheduling is None:
+        return
+    policy, param = scheduling
+    if _pthread_setschedparam(policy, param.sched_priority):
         return
     try:
         if (os.sched_getscheduler(0), os.sched_getparam(0)) != scheduling:
-            os.sched_setscheduler(0, *scheduling)
+            os.sched_setscheduler(0, policy, param)
     except OSError:
         pass
+
+
+class _SchedParam(ctypes.Structure):
+    _fields_ = [("sched_priority", ctypes.c_int)]
+
+
+def _pthread_setschedparam(policy: int, priority: int) -> bool:
+    """Set the calling thread's policy through glibc (its cached copy too); False where that is not possible."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.pthread_self.restype = ctypes.c_ulong
+        libc.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(_SchedParam)]
+        return libc.pthread_setschedparam(libc.pthread_self(), policy, ctypes.byref(_SchedParam(priority))) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def realtime_threads() -> set[int]:

@@ -25,22 +25,28 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-_REALTIME_POLICIES = {getattr(os, "SCHED_FIFO", -1), getattr(os, "SCHED_RR", -1)}
-
-
 @pytest.fixture(autouse=True)
 def _no_realtime_scheduling_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves the test process's main thread in a real-time scheduling policy.
+    """Fail a test that leaves any thread of the test process in a real-time scheduling policy.
 
-    Every node process a later test starts inherits it: SVT-AV1 once left pytest at
-    SCHED_FIFO 99, and the nodes of every later test then starved each other on two cores.
+    Every node process a later test starts inherits the main thread's: SVT-AV1 once left pytest at
+    SCHED_FIFO 99, and the nodes of every later test then starved each other on two cores. And
+    glibc hands a policy set through pthread_setschedparam on to threads created later, so DDS
+    threads came up at SCHED_FIFO 99 after the main thread itself was restored.
     """
     yield
-    if not hasattr(os, "sched_getscheduler"):
-        return
-    policy = os.sched_getscheduler(0)
-    if policy in _REALTIME_POLICIES:
-        priority = os.sched_getparam(0).sched_priority
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        pytest.fail(f"{request.node.nodeid} left the test process in real-time scheduling "
-                    f"(policy {policy}, priority {priority}); reset to SCHED_OTHER")
+    from robot_brain.scheduling import demote_threads, realtime_threads
+
+    raised = realtime_threads()
+    if raised:
+        names = sorted(_thread_name(tid) for tid in raised)
+        demote_threads(raised)
+        pytest.fail(f"{request.node.nodeid} left {len(raised)} thread(s) of the test process in real-time "
+                    f"scheduling ({', '.join(names)}); demoted to SCHED_OTHER")
+
+
+def _thread_name(tid: int) -> str:
+    try:
+        return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return str(tid)

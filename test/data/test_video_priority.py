@@ -4,6 +4,8 @@ SVT-AV1, run as root (as on these machines and many cell computers), puts the th
 opens it and its worker threads in SCHED_FIFO 99: above the arm controller's loop (80), and
 inherited by every process the exporting thread starts next. ``encode_frames`` undoes that.
 Run as another user the encoder raises nothing and the assertions hold trivially.
+DDS threads started after encoding are checked too: glibc passes the policy SVT-AV1 set through
+``pthread_setschedparam`` on to threads created later, even once the kernel's is restored.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rclpy
+from helpers.domains import next_domain
+from rclpy.context import Context
 
 from robot_brain.data.video import VideoEncoding, encode_frames, probe
 
@@ -36,6 +41,7 @@ def test_no_thread_runs_real_time_while_or_after_encoding(codec: str, tmp_path: 
     frames = [np.full((64, 64, 3), 10 * k, dtype=np.uint8) for k in range(6)]
     seen_during: list[list[int]] = []
     policies_after: list[int] = []
+    dds_threads: set[int] = set()
 
     def on_frame(index: int, frame: np.ndarray) -> None:
         if index >= 2:  # the encoder opened with frame 0
@@ -45,6 +51,15 @@ def test_no_thread_runs_real_time_while_or_after_encoding(codec: str, tmp_path: 
         encode_frames(tmp_path / f"{codec}.mp4", frames, fps=20, height=64, width=64,
                       encoding=VideoEncoding(codec=codec), expected_frames=len(frames), on_frame=on_frame)
         policies_after.append(os.sched_getscheduler(0))
+        # glibc hands a thread's policy, as last set through pthread_setschedparam (SVT-AV1 does),
+        # to the threads it later creates with default attributes, whatever the kernel says the
+        # thread itself runs at: Fast DDS's threads, started after encoding, must not run real-time.
+        context = Context()
+        rclpy.init(context=context, domain_id=next_domain())
+        node = rclpy.create_node("after_encoding", context=context)
+        dds_threads.update(_realtime_thread_ids())
+        node.destroy_node()
+        context.try_shutdown()
 
     worker = threading.Thread(target=encode)  # a thread of its own: a failure cannot leave pytest's main thread raised
     worker.start()
@@ -54,6 +69,7 @@ def test_no_thread_runs_real_time_while_or_after_encoding(codec: str, tmp_path: 
     assert len(seen_during) == len(frames) - 2
     assert all(ids == [] for ids in seen_during), f"real-time threads while encoding: {seen_during}"
     assert policies_after == [os.SCHED_OTHER]
+    assert not dds_threads, f"real-time DDS threads started after encoding: {dds_threads}"
     assert _realtime_thread_ids() == []
 
 
