@@ -21,6 +21,7 @@ from helpers.domains import next_domain
 from rclpy.context import Context
 
 from robot_brain.data.video import VideoEncoding, encode_frames, probe
+from robot_brain.scheduling import restore_scheduling
 
 REALTIME = {os.SCHED_FIFO, os.SCHED_RR}
 
@@ -84,5 +85,5 @@ def test_a_real_time_caller_keeps_its_own_priority(tmp_path: Path) -> None:
         encode_frames(tmp_path / "a.mp4", frames, fps=20, height=64, width=64,
                       encoding=VideoEncoding(codec="libsvtav1"), expected_frames=3)
         assert os.sched_getscheduler(0) == os.SCHED_FIFO and os.sched_getparam(0).sched_priority == 10
-    finally:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    finally:  # through glibc, or the threads this thread starts later would still get SCHED_FIFO 10
+        restore_scheduling((os.SCHED_OTHER, os.sched_param(0)))
