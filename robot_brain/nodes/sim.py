@@ -48,7 +48,7 @@ from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix
 
 LOG_THROTTLE_S = 5.0
 #: States published at most per physics wake-up when catching up (20 ms at 500 Hz): bounded work per wake-up.
-MAX_CATCH_UP_STATES = 2
+MAX_CATCH_UP_STATES = 10
 
 #: Every parameter: name, default, description. ``config/sim.yaml`` mirrors these (a test checks).
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
