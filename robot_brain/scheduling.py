@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -44,6 +45,12 @@ def restore_scheduling(scheduling: Scheduling | None) -> None:
         pass
 
 
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library, loaded once (``OSError`` where it cannot be)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 class _SchedParam(ctypes.Structure):
     _fields_ = [("sched_priority", ctypes.c_int)]
 
@@ -51,10 +58,10 @@ class _SchedParam(ctypes.Structure):
 def _pthread_setschedparam(policy: int, priority: int) -> bool:
     """Set the calling thread's policy through glibc (its cached copy too); False where that is not possible."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.pthread_self.restype = ctypes.c_ulong
-        libc.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(_SchedParam)]
-        return libc.pthread_setschedparam(libc.pthread_self(), policy, ctypes.byref(_SchedParam(priority))) == 0
+        c = libc()
+        c.pthread_self.restype = ctypes.c_ulong
+        c.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(_SchedParam)]
+        return c.pthread_setschedparam(c.pthread_self(), policy, ctypes.byref(_SchedParam(priority))) == 0
     except (OSError, AttributeError):
         return False
 

@@ -25,8 +25,6 @@ is braked and the halt published although the normal computation is broken.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import math
 import os
@@ -37,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_brain.scheduling import current_scheduling, restore_scheduling
+from robot_brain.scheduling import current_scheduling, libc, restore_scheduling
 
 _PR_SET_TIMERSLACK = 29
 
@@ -45,8 +43,7 @@ _PR_SET_TIMERSLACK = 29
 def set_timer_slack(nanoseconds: int = 1) -> bool:
     """Lower the calling thread's timer slack (Linux); returns whether it worked."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(_PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0
+        return libc().prctl(_PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 

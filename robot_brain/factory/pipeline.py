@@ -102,9 +102,6 @@ class FactoryReport:
 
 def run_factory(config: FactoryConfig, say: Callable[[str], None] = print) -> FactoryReport:
     """Run the whole loop; see the module docstring. Raises a UserError for anything the user can fix."""
-    from robot_brain.data.extras import require_torch
-
-    require_torch("robot-brain factory")  # before minutes of collecting, not after
     from robot_brain.cli.collect import collect
     from robot_brain.data.export import export_episodes
     from robot_brain.data.model_provenance import check_model_provenance, read_model_provenance
