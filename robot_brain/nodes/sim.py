@@ -27,6 +27,7 @@ from typing import Any
 
 import mujoco
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import EpisodeResult
@@ -43,7 +44,7 @@ from robot_brain.ros.model_diagnostics import OK, WARN
 from robot_brain.ros.model_params import value
 from robot_brain.ros.node_skeleton import COMMON_PARAMETERS, BrainNode, run_node, with_defaults
 from robot_brain.ros.sim_io import camera_info_msg, episode_result_msg, time_msg, trajectory_arrays
-from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulation, build_simulation
+from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulation, StateStamps, build_simulation
 from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix
 
 LOG_THROTTLE_S = 5.0
@@ -120,6 +121,7 @@ class SimNode(BrainNode):
         self.simulation = simulation = self._build()
         sim = simulation.simulator
         self._lock = RealTimeLock(sim.model.opt.timestep, float(value(self, "real_time_factor")))
+        self._state_stamps = StateStamps(sim.model.opt.timestep)
         self._last_done = False
         self._sim_time_stamps = bool(value(self, "use_sim_time"))
         self._joint_msg = JointState(name=list(simulation.scene.state_joints))
@@ -270,6 +272,7 @@ class SimNode(BrainNode):
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
         state = self.simulation.simulator.reset(int(request.seed))
+        self._state_stamps.clear()
         self._lock.restart(self.simulation.simulator.time)
         self._last_done = False
         self._publish_object()
@@ -318,8 +321,11 @@ class SimNode(BrainNode):
             now_ns = self.get_clock().now().nanoseconds  # one instant for the catch-up, however long publishing takes
             spacing = max(min(spacing_ns, (now_ns - last_ns) / published), 0.0) if published else 0.0
             for cycle in range(skipped, cycles):
-                self._step(sim, min(cycle_steps, steps - cycle * cycle_steps))
+                cycle_steps_now = min(cycle_steps, steps - cycle * cycle_steps)
                 last_ns = now_ns - int((cycles - 1 - cycle) * spacing)
+                # Recorded before the step: the renderer may copy this state before it is published.
+                self._state_stamps.record(sim.time + cycle_steps_now * sim.model.opt.timestep, last_ns)
+                self._step(sim, cycle_steps_now)
                 self._publish_state(last_ns)
             self._lock.record(sim.time)
             if self._lock.factor > 0.0:
@@ -341,7 +347,13 @@ class SimNode(BrainNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _stamp(self, sim_time: float) -> Any:
-        return time_msg(sim_time) if self._sim_time_stamps else self.get_clock().now().to_msg()
+        """The stamp of what shows the state at ``sim_time``: the stamp its joint state carries."""
+        if self._sim_time_stamps:
+            return time_msg(sim_time)
+        stamp_ns = self._state_stamps.stamp_ns(sim_time, self.get_clock().now().nanoseconds, self._lock.factor)
+        stamp = Time()
+        stamp.sec, stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        return stamp
 
     def _publish_state(self, wall_stamp_ns: int) -> None:
         """Publish the current state, stamped with its sim time, or ``wall_stamp_ns`` (wall clock)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from robot_brain.embodiment import Arm
 from robot_brain.sim.scene import Scene, SceneOptions, build_scene
-from robot_brain.sim.simulator import RealTimeLock, Simulator
+from robot_brain.sim.simulator import RealTimeLock, Simulator, StateStamps
 from robot_brain.sim.task import EpisodeState, ReachTask
 from robot_brain.sim.workspace import Layout, LayoutOptions, compute_layout
 
@@ -26,6 +26,7 @@ __all__ = [
     "SceneOptions",
     "Simulation",
     "Simulator",
+    "StateStamps",
     "build_simulation",
     "compute_layout",
 ]

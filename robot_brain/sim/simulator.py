@@ -250,3 +250,51 @@ class RealTimeLock:
             return math.nan
         (wall0, sim0), (wall1, sim1) = self._samples[0], self._samples[-1]
         return (sim1 - sim0) / (wall1 - wall0) if wall1 > wall0 else math.nan
+
+
+class StateStamps:
+    """The wall-clock stamp of each recent sim state, so a camera frame carries its state's stamp.
+
+    The physics thread stamps the joint states it publishes (a catch-up after a stall spreads
+    its states over the time up to *now*). The render thread copies the state at some sim time
+    and must stamp the frame with the instant that state's joint state carries: stamped with
+    the wall clock at render time instead, a frame rendered while physics was catching up
+    shows the arm where it was up to a stall earlier, and whoever pairs frames with joint states
+    by stamp (the self-filter's mask, a recorder's frame alignment) pairs a picture with another
+    pose. Thread-safe; the physics thread records a state's stamp before stepping to it, so a
+    renderer that copies the state at once still finds it.
+    """
+
+    def __init__(self, timestep: float, capacity: int = 256) -> None:
+        self._tolerance = timestep / 2.0
+        self._stamps: deque[tuple[float, int]] = deque(maxlen=capacity)
+        self._guard = threading.Lock()
+
+    def record(self, sim_time: float, stamp_ns: int) -> None:
+        """The state at ``sim_time`` is (or is about to be) published stamped ``stamp_ns``."""
+        with self._guard:
+            if self._stamps and sim_time < self._stamps[-1][0] - self._tolerance:
+                self._stamps.clear()  # time went back (a reset): older stamps belong to another episode
+            self._stamps.append((sim_time, stamp_ns))
+
+    def clear(self) -> None:
+        with self._guard:
+            self._stamps.clear()
+
+    def stamp_ns(self, sim_time: float, now_ns: int, factor: float) -> int:
+        """The stamp of the state at ``sim_time``, never after ``now_ns``.
+
+        A state that was recorded gets its recorded stamp. One that was not (stepped without
+        being published after a long stall, or before any record) is placed from the newest
+        recorded state before it at ``factor`` sim seconds per wall second; with no such state,
+        or at ``factor`` 0 (as fast as possible, no wall-clock relation), it is ``now_ns``.
+        """
+        with self._guard:
+            for recorded_time, stamp in reversed(self._stamps):
+                if abs(recorded_time - sim_time) <= self._tolerance:
+                    return min(stamp, now_ns)
+                if recorded_time < sim_time:
+                    if factor <= 0.0:
+                        return now_ns
+                    return min(stamp + int((sim_time - recorded_time) / factor * 1e9), now_ns)
+        return now_ns

@@ -9,7 +9,7 @@ import pytest
 from conftest import arm
 
 from robot_brain.errors import ConfigurationError
-from robot_brain.sim import RealTimeLock, build_simulation
+from robot_brain.sim import RealTimeLock, StateStamps, build_simulation
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,25 @@ def test_real_time_lock_paces_sim_time_to_the_wall_clock() -> None:
     assert RealTimeLock(0.002, factor=0.0).steps_due(0.0, 5) == 5  # as fast as possible
     with pytest.raises(ConfigurationError, match="real_time_factor"):
         RealTimeLock(0.002, factor=-1.0)
+
+
+def test_a_frame_of_a_state_gets_the_stamp_its_joint_state_carries() -> None:
+    stamps = StateStamps(timestep=0.002)
+    second = 1_000_000_000
+    # A catch-up after a stall: states 0.004 s of sim time apart published 1 ms apart, ending now.
+    for k, sim_time in enumerate((0.004, 0.008, 0.012)):
+        stamps.record(sim_time, 10 * second + k * 1_000_000)
+    now = 10 * second + 2_000_000
+    assert stamps.stamp_ns(0.008 + 1e-12, now, 1.0) == 10 * second + 1_000_000  # exactly its state's stamp
+    assert stamps.stamp_ns(0.012, now, 1.0) == now
+    # A state not recorded (stepped unpublished) is placed from the newest recorded one before it.
+    assert stamps.stamp_ns(0.010, now, 1.0) == now  # 0.008's stamp + 2 ms is after now: never in the future
+    assert stamps.stamp_ns(0.010, 20 * second, 1.0) == 10 * second + 3_000_000
+    assert stamps.stamp_ns(0.010, 20 * second, 2.0) == 10 * second + 2_000_000  # twice real time: half the wall time
+    assert stamps.stamp_ns(0.010, 20 * second, 0.0) == 20 * second  # as fast as possible: no wall-clock relation
+    assert stamps.stamp_ns(0.002, 20 * second, 1.0) == 20 * second  # before every record: now
+    # Time going back (an episode reset) forgets the old episode's stamps.
+    stamps.record(0.004, 30 * second)
+    assert stamps.stamp_ns(0.008, 40 * second, 1.0) == 30 * second + 4_000_000
+    stamps.clear()
+    assert stamps.stamp_ns(0.004, 40 * second, 1.0) == 40 * second
