@@ -259,8 +259,10 @@ def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: 
         assert all(t.header.frame_id == "base_link" for t in twists if t.twist.linear.x > 0.0)
         count = len(twists)
         send(False, 1.0, 0.5)  # dead-man released, stick still pushed
-        later = twists[count:]
-        assert later and later[0].twist.linear.x == 0.0 and len(later) == 1, [t.twist.linear.x for t in later]
+        # Joy messages sent with the dead-man held may still be on their way when `count` is taken
+        # (a busy machine): those give motion twists first. Then exactly one zero twist, and nothing more.
+        later = [t.twist.linear.x for t in twists[count:]]
+        assert later and later[-1] == 0.0 and all(x > 0.05 for x in later[:-1]), later
     finally:
         executor.shutdown(timeout_sec=2.0)
         thread.join(timeout=5.0)
