@@ -24,7 +24,7 @@
 **Time.** Every stream is put on the grid ``k / fps`` by its bag timestamps (receive time, the
 one clock all topics share; header stamps may be sim time and commands have none), with
 :mod:`robot_brain.data.resample`: joint states interpolated linearly (``JOINT_TOLERANCE_S``),
-camera frames the latest at or before the frame, at most ``CAMERA_TOLERANCE_S`` old (what a
+camera frames the latest at or before the frame, at most ``CAMERA_TOLERANCE_S`` or 1.5 camera periods old (what a
 policy would have had then; the policy node skips a step whose image is stale), the perceived
 target and the arm command the latest at or before the frame however old: perception publishes
 nothing while it cannot see the target (the arm occludes it during a grasp) and the policy node
@@ -153,7 +153,9 @@ TOPIC_TYPES = {
 JOINT_TOLERANCE_S = 0.025
 """Joint states (250-500 Hz) are interpolated only between samples at most this far from the frame."""
 CAMERA_TOLERANCE_S = 0.1
-"""A frame takes the latest camera image at most this old (3 frames at 30 Hz, 1.5 at 15 Hz)."""
+"""A frame takes the latest camera image at most this old (3 frames at 30 Hz, 1.5 at 15 Hz) ..."""
+CAMERA_TOLERANCE_PERIODS = 1.5
+"""... or at most this many of the camera's own periods, when that is longer (a 10 Hz camera: 0.15 s)."""
 TARGET_FRESH_S = 0.2
 """A target older than this (2-3 missed detections at 10-15 Hz) is still used, as at run time, but counted."""
 MIN_SEGMENT_S = 0.5
@@ -734,6 +736,20 @@ def _plan_features(robot: _Robot, episodes: Sequence[_Recorded]) -> _Plan:
     return _Plan(features, gripper, target, camera, omitted)
 
 
+def camera_tolerance_s(times_ns: np.ndarray) -> float:
+    """How old the latest camera image may be at a frame: ``CAMERA_TOLERANCE_S``, or 1.5 of the camera's periods.
+
+    The latest image at or before a frame is up to one camera period old by design; with a fixed
+    0.1 s a 10 Hz camera's every image would be on the edge, and a few milliseconds of receive
+    jitter would drop frames and cut the episode into pieces. The period is the median interval
+    between the episode's images, so a gap in the camera does not widen the tolerance.
+    """
+    if len(times_ns) < 2:
+        return CAMERA_TOLERANCE_S
+    period_s = float(np.median(np.diff(np.asarray(times_ns, dtype=np.int64)))) / 1e9
+    return max(CAMERA_TOLERANCE_S, CAMERA_TOLERANCE_PERIODS * period_s)
+
+
 def _resample_episode(recorded: _Recorded, plan: _Plan, fps: int, min_segment_frames: int) -> Any:
     origin = int(recorded.joints.times[0])
 
@@ -757,7 +773,8 @@ def _resample_episode(recorded: _Recorded, plan: _Plan, fps: int, min_segment_fr
     streams.append(Stream("command", seconds(recorded.command.times), recorded.command.values, "previous", hold_s))
     if plan.camera is not None:
         assert recorded.camera is not None
-        streams.append(Stream("camera", seconds(recorded.camera.times), None, "previous", CAMERA_TOLERANCE_S))
+        tolerance = camera_tolerance_s(recorded.camera.times)
+        streams.append(Stream("camera", seconds(recorded.camera.times), None, "previous", tolerance))
     if plan.target:
         assert recorded.target is not None
         target_times = seconds(recorded.target.times)
@@ -1026,7 +1043,12 @@ def export_episodes(
             "timing": {
                 "clock": "bag receive time (ns), every topic on one clock",
                 "joint_tolerance_s": JOINT_TOLERANCE_S,
-                "camera_tolerance_s": CAMERA_TOLERANCE_S,
+                "camera_tolerance_s": max(
+                    (camera_tolerance_s(e.camera.times) for e, _, _ in resampled if e.camera is not None),
+                    default=CAMERA_TOLERANCE_S,
+                ),
+                "camera_tolerance": f"{CAMERA_TOLERANCE_S} s or {CAMERA_TOLERANCE_PERIODS} camera periods, "
+                "whichever is longer (the largest of the episodes above)",
                 "target": f"previous value held (counted when older than {TARGET_FRESH_S} s)",
                 "command": "previous value held",
                 "min_segment_frames": min_frames,

@@ -171,6 +171,8 @@ def record_episode(
     camera: bool = True,
     target: bool = True,
     camera_gap: tuple[float, float] | None = None,
+    camera_hz: float = CAMERA_HZ,
+    camera_jitter_s: float = 0.0,
     target_gap: tuple[float, float] | None = None,
     joint_states: bool = True,
     commands: str = "forward",
@@ -181,6 +183,7 @@ def record_episode(
 
     ``commands``: ``forward`` (``Float64MultiArray`` in ``command_order``, default the arm's order)
     or ``trajectory`` (one-point ``JointTrajectory`` naming the joints in ``command_order``).
+    ``camera_jitter_s``: each image arrives up to this much later than its nominal latency (uniform).
     """
     motion = standard_motion(arm_name, seed)
     spec = load_arm(ARMS[arm_name]).spec
@@ -255,10 +258,11 @@ def record_episode(
             recorded.gripper_command_values.append(closed_fraction)
     if camera:
         index = 0
-        while index / CAMERA_HZ + CAMERA_LATENCY_S <= motion.duration:
-            t = index / CAMERA_HZ
+        while index / camera_hz + CAMERA_LATENCY_S <= motion.duration:
+            t = index / camera_hz
             if camera_gap is None or not camera_gap[0] <= t < camera_gap[1]:
-                stamp = origin + round((t + CAMERA_LATENCY_S) * 1e9)
+                jitter = float(rng.uniform(0.0, camera_jitter_s)) if camera_jitter_s > 0.0 else 0.0
+                stamp = origin + round((t + CAMERA_LATENCY_S + jitter) * 1e9)
                 capture = origin + round(t * 1e9)
                 pixels = camera_frame(index)
                 image = _types("sensor_msgs/msg/Image")(
