@@ -198,6 +198,29 @@ class Bench:
         self.wait_for(quiet, timeout, "the command stream to go quiet")
         return self.position()
 
+    @contextmanager
+    def streaming(self, make_chunk: Callable[[], ActionChunk], period: float = 0.1) -> Iterator[None]:
+        """Publish a fresh ``make_chunk()`` every ``period`` s while inside, as a policy streams its chunks.
+
+        The controller follows a chunk for at most ``chunk_timeout`` (0.5 s) after it arrived, then
+        brakes and holds: what takes longer than that (a full gripper stroke at 2 strokes/s on a busy
+        machine) needs the stream, not one chunk.
+        """
+        stop = threading.Event()
+
+        def publish() -> None:
+            while not stop.is_set():
+                self.fake.chunks.publish(make_chunk())
+                stop.wait(period)
+
+        thread = threading.Thread(target=publish, name="chunk_stream", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=2.0)
+
     def activate(self) -> None:
         assert self.fake.transition(1), "configure failed"  # lifecycle_msgs Transition.TRANSITION_CONFIGURE
         assert self.fake.transition(3), "activate failed"  # TRANSITION_ACTIVATE
