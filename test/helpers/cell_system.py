@@ -221,6 +221,22 @@ def analyse_commands(commands: Sequence[tuple[float, np.ndarray]], limits: Safet
     return analysis
 
 
+def command_timeline(commands: Sequence[tuple[float, np.ndarray]], origin: float, limits: SafetyLimits) -> str:
+    """For a failure message: when the observer received the commands (ms from ``origin``), and the last speeds.
+
+    Tells a stream that stopped mid-motion from one the observer stopped receiving, or one with gaps.
+    """
+    if not commands:
+        return "no commands received"
+    times = np.array([t for t, _ in commands]) - origin
+    gaps = np.diff(times) if len(times) > 1 else np.zeros(1)
+    q = np.array([c for _, c in commands[-6:]])
+    speeds = np.max(np.abs(np.diff(q, axis=0)) / PERIOD_S / limits.velocity, axis=1) if len(q) > 1 else []
+    return (f"{len(times)} commands received from {times[0] * 1e3:.0f} to {times[-1] * 1e3:.0f} ms, largest gap "
+            f"{gaps.max() * 1e3:.0f} ms at {times[int(gaps.argmax())] * 1e3:.0f} ms; last speeds "
+            f"{[round(float(v), 3) for v in speeds]} (fractions of the velocity limit)")
+
+
 @dataclass
 class FaultResult:
     """One row of docs/reliability.md."""
