@@ -83,7 +83,14 @@ _library_lock = threading.Lock()
 
 
 def sdl_library() -> ctypes.CDLL:
-    """The libSDL2 pygame has loaded (the same instance, so its joysticks are pygame's), with prototypes set."""
+    """The libSDL2 pygame has loaded (the same instance, so its joysticks are pygame's), with prototypes set.
+
+    Loaded as a ``PyDLL``: every call keeps the GIL (they take microseconds), so a thread driving a
+    virtual pad makes its few calls in a row with fewer chances for a reader to run in between.
+    Never hold ``SDL_LockJoysticks`` across Python code: ``pygame`` keeps the GIL while it waits for
+    that lock, and the holder's next bytecode may wait for the GIL (a deadlock; a clean-clone test
+    run hung in ``VirtualPad.detach`` until it was removed).
+    """
     global _library
     with _library_lock:
         if _library is None:
@@ -94,7 +101,7 @@ def sdl_library() -> ctypes.CDLL:
                     f"could not find the libSDL2 that pygame {pygame.version.ver} uses "
                     f"(looked in /proc/self/maps and next to {Path(pygame.__file__).parent})"
                 )
-            library = ctypes.CDLL(path)
+            library = ctypes.PyDLL(path)
             _declare(library)
             _library = library
         return _library
@@ -138,8 +145,6 @@ def _declare(library: ctypes.CDLL) -> None:
         "SDL_InitSubSystem": ([ctypes.c_uint32], ctypes.c_int),
         "SDL_WasInit": ([ctypes.c_uint32], ctypes.c_uint32),
         "SDL_GetError": ([], ctypes.c_char_p),
-        "SDL_LockJoysticks": ([], None),
-        "SDL_UnlockJoysticks": ([], None),
         "SDL_NumJoysticks": ([], ctypes.c_int),
         "SDL_JoystickNameForIndex": ([ctypes.c_int], ctypes.c_char_p),
         "SDL_JoystickAttachVirtualEx": ([ctypes.POINTER(VirtualJoystickDesc)], ctypes.c_int),

@@ -91,22 +91,20 @@ class VirtualPad:
             naxes=self.AXES, nbuttons=self.BUTTONS, nhats=0, vendor_id=VIRTUAL_VENDOR_ID, product_id=product,
             name=self._name_bytes,
         )
-        # Under SDL's joystick lock, no reader can pump (and see half-pressed triggers) before they are released.
-        library.SDL_LockJoysticks()
-        try:
-            index = library.SDL_JoystickAttachVirtualEx(ctypes.byref(self._desc))
-            if index < 0:
-                raise VirtualPadError(f"SDL could not attach a virtual game controller: {sdl_error(library)}")
-            handle = library.SDL_JoystickOpen(index)
-            if not handle:
-                library.SDL_JoystickDetachVirtual(index)
-                raise VirtualPadError(f"SDL could not open its own virtual game controller: {sdl_error(library)}")
-            self._library, self._handle = library, handle
-            self._instance_id = library.SDL_JoystickInstanceID(handle)
-            for axis in TRIGGER_AXES:
-                self.set_raw_axis(axis, SDL_AXIS_MIN)
-        finally:
-            library.SDL_UnlockJoysticks()
+        # Not under SDL_LockJoysticks: pygame keeps the GIL while it waits for that lock, so holding it across
+        # these calls deadlocked with a reader's poll. The triggers are released a few calls after the pad
+        # appears (the calls keep the GIL: sdl_library); a reader would have to open the pad in between.
+        index = library.SDL_JoystickAttachVirtualEx(ctypes.byref(self._desc))
+        if index < 0:
+            raise VirtualPadError(f"SDL could not attach a virtual game controller: {sdl_error(library)}")
+        handle = library.SDL_JoystickOpen(index)
+        if not handle:
+            library.SDL_JoystickDetachVirtual(index)
+            raise VirtualPadError(f"SDL could not open its own virtual game controller: {sdl_error(library)}")
+        self._library, self._handle = library, handle
+        self._instance_id = library.SDL_JoystickInstanceID(handle)
+        for axis in TRIGGER_AXES:
+            self.set_raw_axis(axis, SDL_AXIS_MIN)
 
     def set_axis(self, axis: int, value: float) -> None:
         """Move an axis to ``value`` as a reading will report it: sticks in [-1, 1] (up/left +), triggers in [0, 1]."""
@@ -148,9 +146,10 @@ class VirtualPad:
         if self._handle is None or self._library is None:
             return
         library, handle = self._library, self._handle
-        library.SDL_LockJoysticks()
         try:
-            # Device indices shift as pads come and go: find this pad's current one by instance id.
+            # Device indices shift as pads come and go: find this pad's current one by instance id. Not
+            # under SDL_LockJoysticks (see attach); only another pad attached or detached by another
+            # thread between these two calls could shift the index.
             index = next(
                 (i for i in range(library.SDL_NumJoysticks())
                  if library.SDL_JoystickGetDeviceInstanceID(i) == self._instance_id),
@@ -160,7 +159,6 @@ class VirtualPad:
             if index >= 0:
                 library.SDL_JoystickDetachVirtual(index)
         finally:
-            library.SDL_UnlockJoysticks()
             self._handle = None
             self._instance_id = -1
 

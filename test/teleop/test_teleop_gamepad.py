@@ -222,3 +222,34 @@ def test_an_open_gamepad_leaves_sigterm_to_the_process() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_plugging_a_pad_in_and_out_while_a_reader_polls_never_deadlocks() -> None:
+    """SDL's joystick lock must never be held across Python code while a reader polls.
+
+    ``pygame`` keeps the GIL while it waits for that lock; a VirtualPad that held it across its
+    ctypes calls gave the GIL up between them and waited for it back: a deadlock within a
+    second here (a clean-clone test run hung in ``VirtualPad.detach``). In a subprocess, so a
+    deadlock fails the test instead of hanging the run.
+    """
+    script = (
+        "import threading, time\n"
+        "from robot_brain.teleop.gamepad import Gamepad\n"
+        "from robot_brain.teleop.virtual_pad import VirtualPad\n"
+        "stop, polls = threading.Event(), [0]\n"
+        "def read():\n"
+        "    with Gamepad(device_name='replug pad') as gamepad:\n"
+        "        while not stop.is_set():\n"
+        "            gamepad.poll(); polls[0] += 1\n"
+        "pad = VirtualPad('replug pad'); pad.attach()\n"
+        "reader = threading.Thread(target=read); reader.start()\n"
+        "cycles, end = 0, time.monotonic() + 2.0\n"
+        "while time.monotonic() < end:\n"
+        "    pad.detach(); pad.attach(); pad.set_axis(0, 0.5); cycles += 1\n"
+        "stop.set(); reader.join(); pad.detach()\n"
+        "print(cycles, polls[0], flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cycles, polls = (int(v) for v in result.stdout.split())
+    assert cycles > 100 and polls > 100, result.stdout  # both threads ran throughout
