@@ -165,6 +165,8 @@ COMMAND_NOT_YET = "command: before the first arm command"
 TARGET_NOT_YET = "target_point: before the first perceived target"
 _HELD_REASONS = {"command": COMMAND_NOT_YET, "target_point": TARGET_NOT_YET}
 """The drop reason of frames before an episode's first command (commands are held, so only those can lack one)."""
+CAMERA_MISSING = f"camera: no image within {CAMERA_TOLERANCE_S:g} s or {CAMERA_TOLERANCE_PERIODS:g} camera periods"
+"""The drop reason of frames without a recent image: one key for every episode's own tolerance."""
 GRIPPER_COMMAND_MODES = ("joint_position", "normalized")
 EXPORT_FORMAT = "robot_brain.export/1"
 _RGB_ENCODINGS = {"rgb8": None, "bgr8": [2, 1, 0], "rgba8": [0, 1, 2], "bgra8": [2, 1, 0], "mono8": [0, 0, 0]}
@@ -736,6 +738,14 @@ def _plan_features(robot: _Robot, episodes: Sequence[_Recorded]) -> _Plan:
     return _Plan(features, gripper, target, camera, omitted)
 
 
+def _drop_reason(reason: str) -> str:
+    """The report's key for a resampling drop reason (the camera's names the episode's tolerance: one key)."""
+    stream = reason.split(":", 1)[0]
+    if stream == "camera":
+        return CAMERA_MISSING
+    return _HELD_REASONS.get(stream, reason)
+
+
 def camera_tolerance_s(times_ns: np.ndarray) -> float:
     """How old the latest camera image may be at a frame: ``CAMERA_TOLERANCE_S``, or 1.5 of the camera's periods.
 
@@ -985,10 +995,10 @@ def export_episodes(
     resampled = []
     for episode in recorded:
         result, seconds = _resample_episode(episode, plan, fps, min_frames)
-        result.report.dropped_by_reason = {
-            _HELD_REASONS.get(reason.split(":", 1)[0], reason): count
-            for reason, count in result.report.dropped_by_reason.items()
-        }
+        dropped: dict[str, int] = {}
+        for reason, count in result.report.dropped_by_reason.items():
+            dropped[_drop_reason(reason)] = dropped.get(_drop_reason(reason), 0) + count
+        result.report.dropped_by_reason = dropped
         if not result.segments:
             excluded.append(
                 Exclusion(

@@ -343,7 +343,7 @@ def test_json_output_reports_episodes_drops_and_the_content_hash(exported, tmp_p
     assert report["frames"] == sum(len(run) for r in exported["recordings"][:2] for run in _expected_frames(r))
     assert report["dropped_by_reason"] == {
         data_export.COMMAND_NOT_YET: 10,
-        "camera: no sample within 0.1 s (previous)": 5,
+        data_export.CAMERA_MISSING: 5,
     }
     assert report["frames"] + report["dropped_frames"] == report["grid_frames"]
     assert report["content_hash"] == _provenance(out)["content_hash"]["value"]
