@@ -45,22 +45,24 @@ def restore_scheduling(scheduling: Scheduling | None) -> None:
         pass
 
 
-@functools.cache
-def libc() -> ctypes.CDLL:
-    """The C library, loaded once (``OSError`` where it cannot be)."""
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
 class _SchedParam(ctypes.Structure):
     _fields_ = [("sched_priority", ctypes.c_int)]
+
+
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library, loaded once with the prototypes used here (``OSError`` where it cannot be)."""
+    library = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if hasattr(library, "pthread_setschedparam"):
+        library.pthread_self.restype = ctypes.c_ulong
+        library.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(_SchedParam)]
+    return library
 
 
 def _pthread_setschedparam(policy: int, priority: int) -> bool:
     """Set the calling thread's policy through glibc (its cached copy too); False where that is not possible."""
     try:
         c = libc()
-        c.pthread_self.restype = ctypes.c_ulong
-        c.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(_SchedParam)]
         return c.pthread_setschedparam(c.pthread_self(), policy, ctypes.byref(_SchedParam(priority))) == 0
     except (OSError, AttributeError):
         return False

@@ -997,7 +997,8 @@ def export_episodes(
         result, seconds = _resample_episode(episode, plan, fps, min_frames)
         dropped: dict[str, int] = {}
         for reason, count in result.report.dropped_by_reason.items():
-            dropped[_drop_reason(reason)] = dropped.get(_drop_reason(reason), 0) + count
+            key = _drop_reason(reason)
+            dropped[key] = dropped.get(key, 0) + count
         result.report.dropped_by_reason = dropped
         if not result.segments:
             excluded.append(

@@ -271,8 +271,7 @@ class SimNode(BrainNode):
             self._warn("trajectory", f"trajectory rejected: {error}")
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
-        state = self.simulation.simulator.reset(int(request.seed))
-        self._state_stamps.clear()
+        state = self.simulation.simulator.reset(int(request.seed))  # sim time goes on: the state stamps stay valid
         self._lock.restart(self.simulation.simulator.time)
         self._last_done = False
         self._publish_object()

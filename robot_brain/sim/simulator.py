@@ -274,7 +274,7 @@ class StateStamps:
         """The state at ``sim_time`` is (or is about to be) published stamped ``stamp_ns``."""
         with self._guard:
             if self._stamps and sim_time < self._stamps[-1][0] - self._tolerance:
-                self._stamps.clear()  # time went back (a reset): older stamps belong to another episode
+                self._stamps.clear()  # time went back (a new timeline): older stamps describe other states
             self._stamps.append((sim_time, stamp_ns))
 
     def clear(self) -> None:
