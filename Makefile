@@ -21,7 +21,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 CONSTRAINTS := requirements/constraints.txt
-REQUIREMENTS := requirements/base.txt requirements/build.txt requirements/train.txt requirements/test.txt
+REQUIREMENTS := requirements/base.txt requirements/robots.txt requirements/build.txt requirements/train.txt \
+	requirements/test.txt
 AMENT_ENV := AMENT_PREFIX_PATH=$(abspath $(VENV)) MUJOCO_GL=$${MUJOCO_GL:-egl}
 PYTEST_ARGS ?=
 

@@ -27,7 +27,7 @@ Reported:
 - MB/s into the bag, against the camera's raw data rate (same-run baseline: width x height x 3
   x the frames recorded per second) and this disk's sequential write speed (same folder,
   256 MB in 4 MB blocks, fsync);
-- export of the episode with each codec (``robot_brain.data.export.export_episodes``, what
+- export of the episode with each codec (``robot_brain.datasets.export.export_episodes``, what
   ``robot-brain data export`` runs): frames/s and dataset size against the bag's.
 
 Prints a table and one JSON line. The episode and the datasets are in a temporary data root,
@@ -264,9 +264,10 @@ def record(args: argparse.Namespace, root: Path, folder: Path) -> dict[str, Any]
     import rclpy
     from rclpy.context import Context
 
-    from robot_brain.cli.isolation import isolate_dds
-    from robot_brain.cli.up import NodeProcesses
-    from robot_brain.launch_plan import resolve_robot, sim_plan, teleop_plan
+    from robot_brain.bringup.isolation import isolate_dds
+    from robot_brain.bringup.plan import sim_plan, teleop_plan
+    from robot_brain.bringup.processes import NodeProcesses
+    from robot_brain.bringup.robots import resolve_robot
 
     domain = isolate_dds()  # private domain, this host only, and the shipped Fast DDS profile
     sim = {"camera_width": args.width, "camera_height": args.height, "camera_rate_hz": args.camera_rate,
@@ -333,7 +334,7 @@ def record(args: argparse.Namespace, root: Path, folder: Path) -> dict[str, Any]
 
 def analyse(args: argparse.Namespace, root: Path, run: dict[str, Any]) -> dict[str, Any]:
     """Counts, drops and gaps of the recorded episode, and the write rate against the baselines."""
-    from robot_brain.data.episodes import EpisodeStore
+    from robot_brain.episodes.store import EpisodeStore
 
     store = EpisodeStore(root)
     manifest = store.load_manifest(run["episode_id"])
@@ -378,7 +379,7 @@ def analyse(args: argparse.Namespace, root: Path, run: dict[str, Any]) -> dict[s
 
 def export(args: argparse.Namespace, root: Path, episode_id: str, bag_bytes: int) -> list[dict[str, Any]]:
     """The episode exported once per codec: speed, size against the bag, frames dropped by the resampling."""
-    from robot_brain.data.export import export_episodes
+    from robot_brain.datasets.export import export_episodes
 
     rows = []
     for codec in args.codecs:

@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
     from std_msgs.msg import Float64MultiArray
 
-    from robot_brain.cli.isolation import isolate_dds
-    from robot_brain.cli.up import NodeProcesses
-    from robot_brain.launch_plan import resolve_robot, sim_plan
+    from robot_brain.bringup.isolation import isolate_dds
+    from robot_brain.bringup.plan import sim_plan
+    from robot_brain.bringup.processes import NodeProcesses
+    from robot_brain.bringup.robots import resolve_robot
     from robot_brain.nodes.teleop import TeleopNode
     from robot_brain.teleop.virtual_pad import VirtualPad
 

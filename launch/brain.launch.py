@@ -4,7 +4,7 @@
         mode:=forward_position controller:=forward_position_controller use_sim_time:=false
 
 Thin by design: the node list, parameters and remappings come from
-``robot_brain.launch_plan.brain_plan`` (tested, and shared with ``robot-brain up``).
+``robot_brain.bringup.plan.brain_plan`` (tested, and shared with ``robot-brain up``).
 Perception needs the camera's pose in the arm's base frame (``camera_pose:=[x,y,z,qx,qy,qz,qw]``)
 and the table plane (``plane:=[0,0,1,d]``) from your cell's calibration, or set them in the preset.
 """
@@ -14,8 +14,10 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from robot_brain.launch_actions import plan_actions
-from robot_brain.launch_plan import brain_plan, parse_bool, resolve_robot
+from robot_brain.bringup.launch_actions import plan_actions
+from robot_brain.bringup.params_files import parse_bool
+from robot_brain.bringup.plan import brain_plan
+from robot_brain.bringup.robots import resolve_robot
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),

@@ -4,7 +4,7 @@
 
 Needs ros_gz_sim, ros_gz_bridge, gz_ros2_control and the ros2_controllers (not installable
 from PyPI: this file is NOT exercised on the project's machines; the pieces it gets from
-``robot_brain.launch_plan.gazebo_plan`` are tested as data). It starts Gazebo with an empty
+``robot_brain.bringup.gazebo.gazebo_plan`` are tested as data). It starts Gazebo with an empty
 world, publishes the robot description with a generated ``<ros2_control>`` block, spawns
 the robot (fixed to the world, meshes as absolute file:// URIs), the joint_state_broadcaster
 and the position (or trajectory) controller, bridges /clock, and runs the brain with
@@ -22,8 +22,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from robot_brain.launch_actions import params_folder, ros_nodes
-from robot_brain.launch_plan import gazebo_plan, resolve_robot
+from robot_brain.bringup.gazebo import gazebo_plan
+from robot_brain.bringup.launch_actions import params_folder, ros_nodes
+from robot_brain.bringup.robots import resolve_robot
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),

@@ -2,7 +2,7 @@
 
     ros2 launch robot_brain sim.launch.py robot:=panda model:=builtin:reach
 
-The same plan as ``robot-brain up --sim`` (``robot_brain.launch_plan.sim_plan``): the camera
+The same plan as ``robot-brain up --sim`` (``robot_brain.bringup.plan.sim_plan``): the camera
 extrinsics and table plane handed to perception are the ones the sim uses.
 """
 
@@ -10,8 +10,9 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from robot_brain.launch_actions import plan_actions
-from robot_brain.launch_plan import resolve_robot, sim_plan
+from robot_brain.bringup.launch_actions import plan_actions
+from robot_brain.bringup.plan import sim_plan
+from robot_brain.bringup.robots import resolve_robot
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),

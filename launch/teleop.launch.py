@@ -3,7 +3,7 @@
     ros2 launch robot_brain teleop.launch.py robot:=panda sim:=true
     ros2 launch robot_brain teleop.launch.py urdf:=/path/arm.urdf input:=joy     # a cell running joy/game_controller
 
-The same plan as ``robot-brain teleop`` (``robot_brain.launch_plan.teleop_plan``). Recording
+The same plan as ``robot-brain teleop`` (``robot_brain.bringup.plan.teleop_plan``). Recording
 needs the consent registry to turn the operator's name into a pseudonym: use
 ``robot-brain teleop --record --operator NAME``, or pass the pseudonym as ``operator``.
 """
@@ -12,8 +12,10 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from robot_brain.launch_actions import plan_actions
-from robot_brain.launch_plan import brain_plan, parse_bool, resolve_robot, sim_plan, teleop_plan
+from robot_brain.bringup.launch_actions import plan_actions
+from robot_brain.bringup.params_files import parse_bool
+from robot_brain.bringup.plan import brain_plan, sim_plan, teleop_plan
+from robot_brain.bringup.robots import resolve_robot
 
 ARGUMENTS = {
     "robot": ("", "robot preset or bundled arm name (empty: use urdf, else panda)"),

@@ -3,7 +3,7 @@
 Two places need it: the control loop asks for ``SCHED_FIFO`` for its own thread and must give
 it back when the loop ends (in cooperative mode that thread goes on spinning the node), and the
 video encoder (SVT-AV1 run as root) raises itself and its workers to ``SCHED_FIFO`` 99, which
-:mod:`robot_brain.data.video` undoes. Every function is a no-op where the OS lacks the calls.
+:mod:`robot_brain.datasets.video` undoes. Every function is a no-op where the OS lacks the calls.
 """
 
 from __future__ import annotations

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from robot_brain.cli.isolation import (
+from robot_brain.bringup.isolation import (
     PROFILES_VARIABLE,
     dds_environment,
     dds_profile_path,
     isolate_dds,
     remove_dead_dds_segments,
 )
-from robot_brain.cli.up import NodeProcesses
+from robot_brain.bringup.processes import NodeProcesses
 
 FRAMES = 60
 RATE_HZ = 30.0
@@ -207,8 +207,8 @@ def test_without_the_profile_every_frame_the_recorder_missed_is_counted_as_dropp
     from rclpy.executors import SingleThreadedExecutor
     from robot_brain_msgs.srv import StartEpisode, StopEpisode
 
-    from robot_brain.data.episodes import EpisodeStore
     from robot_brain.embodiment.catalog import bundled_arm_path
+    from robot_brain.episodes.store import EpisodeStore
 
     defaults = tmp_path / "default_transports.xml"
     defaults.write_text('<dds xmlns="http://www.eprosima.com"><profiles><participant profile_name="defaults" '

@@ -91,7 +91,7 @@ NOT_FROM_PYPI = {
 
 
 #: Imported only by the training modules, which only ``robot-brain train`` and ``factory`` load
-#: (after ``robot_brain.data.extras.require_torch``): listed in this requirements file instead.
+#: (after ``robot_brain.learning.requirements.require_torch``): listed in this requirements file instead.
 EXTRAS = {"torch": "train.txt"}
 
 
@@ -193,7 +193,7 @@ def test_the_only_imports_left_out_of_base_txt_are_known_optional_ones(imports: 
     required = _base_requirements()
     left_out = {module for module, files in imports.items()
                 if all(files.values()) and not _distributions(module) & required}
-    # pybullet_data: the bundled-arm catalog says "pip install pybullet" without it (test.txt has it);
+    # pybullet_data: the bundled-arm catalog says "pip install pybullet" without it (robots.txt has it);
     # compression: the stdlib's zstd from Python 3.14 (backports.zstd before, in base.txt).
     assert left_out == {"pybullet_data", "compression"}
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from node_configs import NODES, render  # noqa: E402 - tools/ is not a package
 
-from robot_brain.launch_plan import _flat_parameters  # noqa: E402 - the plan reads config files this way
+from robot_brain.bringup.params_files import flat_parameters  # noqa: E402 - the plan reads config files this way
 
 
 def test_every_config_file_is_what_the_node_declares() -> None:
@@ -27,7 +27,7 @@ def test_every_config_file_is_what_the_node_declares() -> None:
 def test_config_values_equal_the_declared_defaults(node: str) -> None:
     module_name, class_name, _ = NODES[node]
     node_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
-    values = _flat_parameters(yaml.safe_load(render(node))["/**"]["ros__parameters"])
+    values = flat_parameters(yaml.safe_load(render(node))["/**"]["ros__parameters"])
     declared = node_class.declared_parameters()
     assert list(values) == [name for name, _, _ in declared]
     for name, default, description in declared:

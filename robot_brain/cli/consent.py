@@ -20,16 +20,10 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from robot_brain.data.consent import (
-    SCOPES,
-    ConsentRegistry,
-    EnrolledOperator,
-    non_human_kind,
-    parse_expiry,
-    verify_consent,
-)
-from robot_brain.data.paths import DATA_ROOT_HELP, DataLayout, add_data_root_argument
-from robot_brain.data.times import utc_now
+from robot_brain.consent.operators import SCOPES, non_human_kind, parse_expiry
+from robot_brain.consent.registry import ConsentRegistry, EnrolledOperator, verify_consent
+from robot_brain.storage.paths import DATA_ROOT_HELP, DataLayout, add_data_root_argument
+from robot_brain.storage.times import utc_now
 
 EXIT_OK, EXIT_TAMPERED = 0, 1
 _SCOPE_LIST = ",".join(SCOPES)

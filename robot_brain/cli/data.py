@@ -8,10 +8,10 @@
 * ``export EPISODES... --out DIR [--fps N] [--codec C] [--all [--robot NAME]] [--json]``: a
   LeRobot v3.0 dataset of the episodes whose operators' consent covers ``train`` now (and
   ``export`` when ``--out`` is outside the data root); prints the resampling report, the
-  excluded episodes with reasons and the content hash (:mod:`robot_brain.data.export`).
+  excluded episodes with reasons and the content hash (:mod:`robot_brain.datasets.export`).
 * ``purge --operator NAME [--rebuild] [--keep-enrollment] [--yes] [--json]``: the right to
   erasure: the operator's episodes removed, datasets made from them marked stale or rebuilt,
-  the operator forgotten, the purge logged (:mod:`robot_brain.data.purge`). Asks first.
+  the operator forgotten, the purge logged (:mod:`robot_brain.erasure.purge`). Asks first.
 
 Every subcommand takes ``--data-root DIR`` (default ``$ROBOT_BRAIN_DATA_ROOT``, else
 ``~/.local/share/robot_brain``), before or after the subcommand. Exit status: 0, or 2 with a
@@ -31,8 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robot_brain.data.episodes import EpisodeEntry, EpisodeStore, RecoveryResult
-from robot_brain.data.paths import DATA_ROOT_HELP, DataLayout, add_data_root_argument
+from robot_brain.episodes.store import EpisodeEntry, EpisodeStore, RecoveryResult
+from robot_brain.storage.paths import DATA_ROOT_HELP, DataLayout, add_data_root_argument
 
 EXIT_OK, EXIT_PROBLEMS = 0, 2
 
@@ -175,7 +175,7 @@ def format_table(entries: list[EpisodeEntry]) -> str:
 
 
 def _add_export(actions: Any, common: argparse.ArgumentParser) -> None:
-    from robot_brain.data.export import CODECS, DEFAULT_CODEC, DEFAULT_FPS, GRIPPER_COMMAND_MODES
+    from robot_brain.datasets.export import CODECS, DEFAULT_CODEC, DEFAULT_FPS, GRIPPER_COMMAND_MODES
 
     export = actions.add_parser(
         "export",
@@ -213,7 +213,7 @@ def _add_export(actions: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from robot_brain.data.export import ExportError, export_episodes, exportable_episodes, format_report
+    from robot_brain.datasets.export import ExportError, export_episodes, exportable_episodes, format_report
 
     layout = data_layout(args)
     if args.all and args.episodes:
@@ -265,7 +265,7 @@ def _add_purge(actions: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from robot_brain.data.purge import PurgeError, plan_purge, purge_operator
+    from robot_brain.erasure.purge import PurgeError, plan_purge, purge_operator
 
     layout = data_layout(args)
     plan = plan_purge(layout, args.operator)

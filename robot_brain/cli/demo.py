@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from robot_brain.cli.isolation import isolate_dds
-from robot_brain.cli.up import NodeProcesses, add_robot_arguments, plan_from_arguments, stop_on_signals
+from robot_brain.bringup.isolation import isolate_dds
+from robot_brain.bringup.processes import NodeProcesses, stop_on_signals
+from robot_brain.cli.up import add_robot_arguments, plan_from_arguments
 from robot_brain.errors import ConfigurationError
 
 READY_TIMEOUT_S = 90.0

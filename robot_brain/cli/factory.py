@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_brain.data.extras import require_torch
     from robot_brain.factory.pipeline import run_factory
+    from robot_brain.learning.requirements import require_torch
 
     require_torch("robot-brain factory")  # before the output folder and minutes of collecting
 

@@ -18,8 +18,8 @@ import json
 import sys
 from typing import Any
 
-from robot_brain.data.model_provenance import check_model_provenance, read_model_provenance
-from robot_brain.data.paths import add_data_root_argument
+from robot_brain.learning.model_provenance import check_model_provenance, read_model_provenance
+from robot_brain.storage.paths import add_data_root_argument
 
 EXIT_OK, EXIT_FLAGGED = 0, 1
 

@@ -2,7 +2,7 @@
 
 Starts the teleop node and the arm controller (with ``--sim`` the MuJoCo simulator and
 perception too; with ``--record`` the recorder) as node processes through the same launch plan
-as ``up`` (:func:`robot_brain.launch_plan.teleop_plan`), and shows one live status line: device,
+as ``up`` (:func:`robot_brain.bringup.plan.teleop_plan`), and shows one live status line: device,
 dead-man, frame, speed level, gripper, e-stop, mode and episode state. Without a pad it says so
 on that line and waits for one (hot-plug). Node logs go to a file (``--verbose``: also here).
 Ctrl-C stops the nodes in order: teleop first, then the controller once the arm is at rest,
@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from robot_brain.cli.isolation import isolate_dds
-from robot_brain.cli.up import NodeProcesses, add_robot_arguments, plan_from_arguments, stop_on_signals
+from robot_brain.bringup.isolation import isolate_dds
+from robot_brain.bringup.params_files import parse_overrides
+from robot_brain.bringup.plan import record_parameters, teleop_plan
+from robot_brain.bringup.processes import DiscardedOutput, NodeProcesses, stop_on_signals
+from robot_brain.cli.up import add_robot_arguments, plan_from_arguments
 from robot_brain.errors import ConfigurationError
-from robot_brain.launch_plan import parse_overrides, teleop_plan
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,24 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, model="builtin:reach")
 
 
-def record_parameters(operator: str, task: str, data_root: str) -> dict[str, Any]:
-    """The recorder's parameters, with the operator resolved to a pseudonym here (the name stays local).
-
-    Refused (``ConfigurationError``, one line, no name) without ``record`` consent; ``scripted``
-    and ``policy:<sha>`` need none.
-    """
-    if not operator:
-        raise ConfigurationError("--record needs --operator NAME (an enrolled operator, or scripted)")
-    from robot_brain.data.consent import ConsentRegistry
-    from robot_brain.data.paths import resolve_data_root
-
-    root = resolve_data_root(data_root or None)
-    decision = ConsentRegistry(root).check(operator, "record")
-    if not decision.allowed:
-        raise ConfigurationError(f"recording refused: {decision.reason} (see robot-brain consent --help)")
-    return {"operator": decision.pseudonym, "task": task, "data_root": str(root)}
-
-
 def _record_parameters(args: argparse.Namespace) -> dict[str, Any] | None:
     if not args.record:
         if args.operator or args.task:
@@ -93,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     args.log.parent.mkdir(parents=True, exist_ok=True)
     args.log.write_text("", encoding="utf-8")
     console = sys.stdout
-    group = NodeProcesses(output=console if args.verbose else _Sink(), log_file=args.log)
+    group = NodeProcesses(output=console if args.verbose else DiscardedOutput(), log_file=args.log)
     params = args.log.parent / "params"
     print(f"teleop: {plan.robot.name}, nodes {', '.join(plan.names)}; logs in {args.log}; Ctrl-C stops", flush=True)
     stop = stop_on_signals()
@@ -111,30 +94,15 @@ class StatusDisplay:
     """The teleop node's one-line status (``/teleop/status``) and the recorder's answers, in this terminal."""
 
     def __init__(self, out: TextIO) -> None:
-        import rclpy
-        import rclpy.signals
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile
-        from robot_brain_msgs.msg import EpisodeEvent
-        from std_msgs.msg import String
+        from robot_brain.ros.teleop_status import TeleopStatusListener
 
         self._out = out
         self._tty = out.isatty()
-        self._owns = not rclpy.ok()
-        if self._owns:  # signals are the CLI's (stop_on_signals): rclpy must not shut the context down on its own
-            rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("teleop_display")
-        self.node.create_subscription(String, "/teleop/status", self._on_status, 10)
-        self.node.create_subscription(EpisodeEvent, "/episode/events", self._on_event, QoSProfile(depth=50))
         self._last_line = ""
         self._last_print = 0.0
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+        self._listener = TeleopStatusListener(self._on_status, self._on_event)
 
-    def _on_status(self, msg: Any) -> None:
-        line = str(msg.data)
+    def _on_status(self, line: str) -> None:
         if self._tty:
             self._out.write("\r\x1b[2K" + line)
             self._out.flush()
@@ -143,26 +111,12 @@ class StatusDisplay:
             self._last_print = time.monotonic()
             self._last_line = line
 
-    def _on_event(self, msg: Any) -> None:
-        if msg.event in ("recording", "saved", "discarded", "refused", "error"):
+    def _on_event(self, event: str, message: str) -> None:
+        if event in ("recording", "saved", "discarded", "refused", "error"):
             prefix = "\r\x1b[2K" if self._tty else ""
-            print(f"{prefix}episode {msg.event}: {msg.message}", file=self._out, flush=True)
+            print(f"{prefix}episode {event}: {message}", file=self._out, flush=True)
 
     def close(self) -> None:
-        import rclpy
-
         if self._tty:
             self._out.write("\n")
-        self._executor.shutdown(timeout_sec=2.0)
-        self._thread.join(timeout=2.0)
-        self.node.destroy_node()
-        if self._owns:
-            rclpy.try_shutdown()
-
-
-class _Sink:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+        self._listener.close()

@@ -30,8 +30,8 @@ import json
 import sys
 from typing import Any
 
-from robot_brain.data.extras import require_torch
-from robot_brain.data.paths import add_data_root_argument
+from robot_brain.learning.requirements import require_torch
+from robot_brain.storage.paths import add_data_root_argument
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     # torch is imported here, not at module level: every robot-brain command imports this module.
     require_torch("robot-brain train")
-    from robot_brain.data.training import TrainConfig, TrainingInterruptedError, format_summary, train
+    from robot_brain.learning.training import TrainConfig, TrainingInterruptedError, format_summary, train
 
     config = TrainConfig(
         policy=args.policy,

@@ -1,10 +1,10 @@
 """The data factory in one run: collect → export → train → evaluate → report.
 
 1. **Collect**: for each training arm, scripted demonstrations through the teleop path, recorded
-   by the recorder into a fresh data root (:func:`robot_brain.cli.collect.collect`).
+   by the recorder into a fresh data root (:func:`robot_brain.factory.collection.collect`).
 2. **Export**: each arm's successful demonstrations into its own LeRobot v3 dataset inside the
    data root (one robot per dataset: feature shapes are per arm).
-3. **Train**: one policy on all the datasets together (``robot_brain.data.training.train``):
+3. **Train**: one policy on all the datasets together (``robot_brain.learning.training.train``):
    the ``state`` policy sees only the target relative to the tool, so it can drive arms it
    never saw.
 4. **Evaluate**: ``robot-brain demo --model`` on every training and evaluation arm, seeded
@@ -102,11 +102,11 @@ class FactoryReport:
 
 def run_factory(config: FactoryConfig, say: Callable[[str], None] = print) -> FactoryReport:
     """Run the whole loop; see the module docstring. Raises a UserError for anything the user can fix."""
-    from robot_brain.cli.collect import collect
-    from robot_brain.data.export import export_episodes
-    from robot_brain.data.model_provenance import check_model_provenance, read_model_provenance
-    from robot_brain.data.training import train
-    from robot_brain.data.training_config import TrainConfig
+    from robot_brain.datasets.export import export_episodes
+    from robot_brain.factory.collection import collect
+    from robot_brain.learning.model_provenance import check_model_provenance, read_model_provenance
+    from robot_brain.learning.training import train
+    from robot_brain.learning.training_config import TrainConfig
 
     out = config.out
     data_root = out / "data"

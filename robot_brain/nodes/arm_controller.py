@@ -48,11 +48,11 @@ from robot_brain.control.loop import ControlLoop
 from robot_brain.control.safety import SafetyLimits
 from robot_brain.embodiment import ArmSpec
 from robot_brain.errors import ConfigurationError
+from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
 from robot_brain.ros.control_msgs import LATCHED, ForwardCommand, TrajectoryCommand, raw_chunk, twist_to_array
-from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN
-from robot_brain.ros.model_params import value
+from robot_brain.ros.diagnostics import ERROR, OK, WARN
 from robot_brain.ros.node_skeleton import SUPERVISION_PERIOD_S, BrainNode, Worker, run_node
+from robot_brain.ros.params import value
 from robot_brain.ros.policy_io import JointStateIndexer, stamp_to_seconds
 
 COMMAND_MODES = ("forward_position", "trajectory")

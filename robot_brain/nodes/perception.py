@@ -55,11 +55,13 @@ from robot_brain.perception.geometry import (
 from robot_brain.perception.self_filter import SampleStatus, SelfFilter, SelfFilterOptions
 from robot_brain.perception.tracking import OcclusionGate
 from robot_brain.perception.vision import VisionModel
+from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.diagnostics import OK, WARN
 from robot_brain.ros.image import array_to_image, image_to_array
-from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
-from robot_brain.ros.model_diagnostics import OK, WARN, runtime_values
-from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options, value
+from robot_brain.ros.model_diagnostics import runtime_values
+from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options
 from robot_brain.ros.node_skeleton import BrainNode, run_node
+from robot_brain.ros.params import value
 from robot_brain.ros.perception_io import (
     camera_model_from_info,
     heatmap_msg,

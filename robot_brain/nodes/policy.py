@@ -52,11 +52,13 @@ from robot_brain.inference.runtime import InferenceRuntime, InvalidOutputError
 from robot_brain.inference.stats import LatencyStats
 from robot_brain.perception.geometry import matrix_to_pose
 from robot_brain.perception.preprocess import Preprocessor
+from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.diagnostics import OK, WARN
 from robot_brain.ros.image import image_to_array
-from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
-from robot_brain.ros.model_diagnostics import OK, WARN, runtime_values
-from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options, value
+from robot_brain.ros.model_diagnostics import runtime_values
+from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options
 from robot_brain.ros.node_skeleton import BrainNode, run_node
+from robot_brain.ros.params import value
 from robot_brain.ros.policy_io import JointStateIndexer, action_chunk_msg, point_to_array, stamp_to_nanoseconds
 
 DEFAULT_RATE_HZ = 10.0

@@ -43,17 +43,17 @@ from rclpy.qos import QoSProfile
 from robot_brain_msgs.msg import EpisodeEvent
 from robot_brain_msgs.srv import StartEpisode, StopEpisode
 
-from robot_brain.data.consent import ConsentRegistry
-from robot_brain.data.episode_errors import EpisodeError
-from robot_brain.data.episodes import EpisodeProvenance, EpisodeStore, EpisodeWriter, TopicSpec
-from robot_brain.data.manifest import LABELS
-from robot_brain.data.paths import resolve_data_root
+from robot_brain.consent.registry import ConsentRegistry
+from robot_brain.episodes.errors import EpisodeError
+from robot_brain.episodes.manifest import LABELS
+from robot_brain.episodes.store import EpisodeProvenance, EpisodeStore, EpisodeWriter, TopicSpec
 from robot_brain.errors import ConfigurationError, UserError
-from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN
-from robot_brain.ros.model_params import value
+from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.diagnostics import ERROR, OK, WARN
 from robot_brain.ros.node_skeleton import BrainNode, run_node
+from robot_brain.ros.params import value
 from robot_brain.ros.recording import DEFAULT_TOPICS, adapted_qos, message_class, offered_qos, parse_topics
+from robot_brain.storage.paths import resolve_data_root
 
 LOG_THROTTLE_S = 5.0
 #: Requests on /episode/events the recorder acts on; its own answers are ignored when they come back.

@@ -38,11 +38,11 @@ from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
+from robot_brain.ros.diagnostics import OK, WARN
 from robot_brain.ros.image import array_to_image
-from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
-from robot_brain.ros.model_diagnostics import OK, WARN
-from robot_brain.ros.model_params import value
 from robot_brain.ros.node_skeleton import COMMON_PARAMETERS, BrainNode, run_node, with_defaults
+from robot_brain.ros.params import value
 from robot_brain.ros.sim_io import camera_info_msg, episode_result_msg, time_msg, trajectory_arrays
 from robot_brain.sim import LayoutOptions, RealTimeLock, SceneOptions, Simulation, StateStamps, build_simulation
 from robot_brain.sim.rendering import OffscreenRenderer, camera_matrix

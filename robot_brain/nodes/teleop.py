@@ -37,11 +37,11 @@ from sensor_msgs.msg import Joy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
 from robot_brain.ros.control_msgs import LATCHED
-from robot_brain.ros.lifecycle_support import ARM_PARAMETERS, arm_from_parameters
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN
-from robot_brain.ros.model_params import value
+from robot_brain.ros.diagnostics import ERROR, OK, WARN
 from robot_brain.ros.node_skeleton import BrainNode, run_node
+from robot_brain.ros.params import value
 from robot_brain.teleop.joy import JoyInput
 from robot_brain.teleop.mapping import PARAMETERS as MAPPING_PARAMETERS
 from robot_brain.teleop.mapping import TeleopMapping

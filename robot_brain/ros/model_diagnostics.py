@@ -1,27 +1,16 @@
-"""``diagnostic_msgs`` for the model-running nodes (policy, perception): one status per node.
+"""The model-running nodes' diagnostics (policy, perception): the same facts about each ONNX session.
 
-Both nodes report the same facts about their ONNX session (provider really in use,
-latency median/p99, rejected outputs) so dashboards read them the same way.
+Both nodes report the provider really in use, latency median/p99 and rejected outputs, so
+dashboards read them the same way; the message itself is :mod:`robot_brain.ros.diagnostics`'.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.time import Time
-
-from robot_brain.inference.runtime import InferenceRuntime
-from robot_brain.inference.stats import LatencyStats
-
-OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-
-
-def _text(value: object) -> str:
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
+if TYPE_CHECKING:  # the type only: importing the runtime loads ONNX Runtime
+    from robot_brain.inference.runtime import InferenceRuntime
+    from robot_brain.inference.stats import LatencyStats
 
 
 def runtime_values(runtime: InferenceRuntime, latency: LatencyStats) -> dict[str, object]:
@@ -41,15 +30,3 @@ def runtime_values(runtime: InferenceRuntime, latency: LatencyStats) -> dict[str
         "rejected_bad_shape": counters.bad_shape,
         "last_rejection": counters.last_reason,
     }
-
-
-def diagnostic_array(
-    stamp: Time, name: str, hardware_id: str, level: bytes, message: str, values: Mapping[str, object]
-) -> DiagnosticArray:
-    """One DiagnosticArray with one status whose key/values are ``values`` as text."""
-    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id)
-    status.values = [KeyValue(key=str(k), value=_text(v)) for k, v in values.items()]
-    array = DiagnosticArray()
-    array.header.stamp = stamp.to_msg()
-    array.status = [status]
-    return array

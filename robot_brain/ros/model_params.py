@@ -8,25 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from robot_brain.inference.model import LoadedModel, load_model
 from robot_brain.inference.reach_policy import reach_policy_bytes
 from robot_brain.inference.runtime import RuntimeOptions
+from robot_brain.ros.params import value
 
 BUILTIN_MODELS = {"builtin:reach": reach_policy_bytes}
 """Models built in memory instead of read from a file (the hand-written demo policy)."""
-
-
-def declare(node: Node, name: str, default: Any, description: str) -> None:
-    """Declare one parameter with a description (what ``ros2 param describe`` shows)."""
-    node.declare_parameter(name, default, ParameterDescriptor(description=description))
-
-
-def value(node: Node, name: str) -> Any:
-    """A parameter's current value."""
-    return node.get_parameter(name).value
 
 
 def model_parameters(model_default: str, intra_threads: int) -> tuple[tuple[str, Any, str], ...]:

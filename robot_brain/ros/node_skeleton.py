@@ -53,8 +53,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.signals import SignalHandlerOptions
 
 from robot_brain.errors import UserError
-from robot_brain.ros.model_diagnostics import ERROR, OK, WARN, diagnostic_array
-from robot_brain.ros.model_params import declare, value
+from robot_brain.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
+from robot_brain.ros.params import declare, value
 
 #: Period of the supervision timer that carries out shutdown requests and fault transitions, s.
 SUPERVISION_PERIOD_S = 0.05

@@ -17,7 +17,7 @@ from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from robot_brain.data.episode_writer import make_qos
+from robot_brain.episodes.writer import make_qos
 from robot_brain.errors import ConfigurationError
 
 #: The recorder's default topics (name:type): everything an episode needs to be replayed,

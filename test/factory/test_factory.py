@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from robot_brain.data.episodes import EpisodeStore
 from robot_brain.embodiment.catalog import bundled_arm_path
+from robot_brain.episodes.store import EpisodeStore
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow, pytest.mark.timeout(600)]
 

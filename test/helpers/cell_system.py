@@ -39,10 +39,11 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from robot_brain.cli.up import NodeProcesses
+from robot_brain.bringup.plan import LaunchPlan, sim_plan
+from robot_brain.bringup.processes import NodeProcesses
+from robot_brain.bringup.robots import resolve_robot
 from robot_brain.control.safety import SafetyLimits
 from robot_brain.embodiment import Arm
-from robot_brain.launch_plan import LaunchPlan, resolve_robot, sim_plan
 from robot_brain.ros.control_msgs import LATCHED
 
 REPO = Path(__file__).resolve().parents[2]

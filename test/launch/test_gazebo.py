@@ -14,10 +14,11 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from robot_brain.bringup.gazebo import gazebo_plan
+from robot_brain.bringup.robots import resolve_robot
 from robot_brain.embodiment import load_arm
 from robot_brain.embodiment.arm import UrdfTree
 from robot_brain.embodiment.description import load_description
-from robot_brain.launch_plan import gazebo_plan, resolve_robot
 
 PRESETS = ["panda", "ur5", "xarm7", "iiwa", "xarm6", "so101"]
 

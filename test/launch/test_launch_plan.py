@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from robot_brain.bringup.gazebo import gazebo_plan
+from robot_brain.bringup.params_files import parse_bool, parse_overrides
+from robot_brain.bringup.plan import brain_plan, sim_plan
+from robot_brain.bringup.robots import config_dir, preset_names, resolve_robot
 from robot_brain.embodiment.catalog import bundled_arm_path
 from robot_brain.errors import ConfigurationError
-from robot_brain.launch_plan import (
-    brain_plan,
-    config_dir,
-    gazebo_plan,
-    parse_bool,
-    parse_overrides,
-    preset_names,
-    resolve_robot,
-    sim_plan,
-)
 from robot_brain.sim import compute_layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,7 +122,7 @@ def test_launch_files_are_thin_wrappers_over_the_plan(name: str) -> None:
     functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert "generate_launch_description" in functions
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module == "robot_brain.launch_plan" for alias in node.names}
+                and (node.module or "").startswith("robot_brain.bringup.") for alias in node.names}
     plans = {"brain": "brain_plan", "sim": "sim_plan", "gazebo": "gazebo_plan", "teleop": "teleop_plan"}
     assert plans[name] in imported
 

@@ -12,18 +12,12 @@ import pytest
 import yaml
 from rcl_params import RclParseError, rcl_parameters
 
+from robot_brain.bringup.gazebo import gazebo_plan
+from robot_brain.bringup.params_files import dump_params_yaml, parse_overrides, write_params_file
+from robot_brain.bringup.plan import brain_plan, sim_plan
+from robot_brain.bringup.robots import Robot, resolve_robot
 from robot_brain.cli.main import main
 from robot_brain.errors import ConfigurationError
-from robot_brain.launch_plan import (
-    Robot,
-    brain_plan,
-    dump_params_yaml,
-    gazebo_plan,
-    parse_overrides,
-    resolve_robot,
-    sim_plan,
-    write_params_file,
-)
 
 OVERRIDES = ["sim.region_radius=[0.4, 1]", "sim.camera_rate_hz=10", "policy.rate_hz=30",
              "arm_controller.controller_name=my_position_controller", "perception.plane=[0, 0, 1, 0.02]"]

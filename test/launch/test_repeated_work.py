@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import robot_brain.launch_plan as launch_plan
+import robot_brain.bringup.robots as launch_plan
 from robot_brain.cli.main import build_parser
 from robot_brain.cli.up import plan_from_arguments
 from robot_brain.embodiment import load_arm

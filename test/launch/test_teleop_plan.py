@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from rcl_params import rcl_parameters
 
+from robot_brain.bringup.plan import brain_plan, sim_plan, teleop_plan
+from robot_brain.bringup.robots import resolve_robot
 from robot_brain.cli.main import main
 from robot_brain.cli.teleop import _record_parameters
-from robot_brain.data.consent import ConsentRegistry
+from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.errors import ConfigurationError
-from robot_brain.launch_plan import brain_plan, resolve_robot, sim_plan, teleop_plan
 
 
 def test_the_plan_drops_the_policy_and_adds_teleop_and_the_recorder_last() -> None:

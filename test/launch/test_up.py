@@ -7,8 +7,8 @@ import sys
 import threading
 import time
 
+from robot_brain.bringup.processes import NodeProcesses
 from robot_brain.cli.main import main
-from robot_brain.cli.up import NodeProcesses
 
 LOOP = "import sys, time\nprint('ready', flush=True)\nwhile True: time.sleep(0.05)"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from robot_brain.launch_plan import brain_plan, resolve_robot, sim_plan
+from robot_brain.bringup.plan import brain_plan, sim_plan
+from robot_brain.bringup.robots import resolve_robot
 
 
 def test_a_real_cell_gets_the_description_and_the_base_frame_and_keeps_visual_geometry() -> None:

@@ -29,8 +29,9 @@ from ros_fixtures import wait_for
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
+from robot_brain.bringup.plan import LaunchPlan, sim_plan
+from robot_brain.bringup.robots import resolve_robot
 from robot_brain.embodiment import IKOptions
-from robot_brain.launch_plan import LaunchPlan, resolve_robot, sim_plan
 from robot_brain.nodes.perception import PerceptionNode
 from robot_brain.nodes.sim import SimNode
 from robot_brain.ros.image import image_to_array

@@ -20,7 +20,7 @@ from rclpy.executors import SingleThreadedExecutor
 from robot_brain_msgs.msg import EpisodeEvent
 from sensor_msgs.msg import Joy
 
-from robot_brain.data.episodes import EpisodeStore
+from robot_brain.episodes.store import EpisodeStore
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow, pytest.mark.timeout(240)]
 START, LEFT_SHOULDER = 6, 9

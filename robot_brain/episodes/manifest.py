@@ -1,0 +1,347 @@
+"""An episode's manifest: its provenance and per-topic counts, in ``manifest.json`` beside the bag.
+
+The manifest is what every later step trusts about an episode: who was recorded (a
+pseudonym, never a name), under which consent, on which robot and cell, with which
+software and policy, what for (task, label), and how much of each stream was written,
+dropped or late. The recorder writes it when an episode starts (state ``recording``) and
+replaces it atomically (temp file, fsync, rename, fsync of the folder) when the episode ends,
+so a crash leaves either the old or the new manifest, never half of one.
+
+States: ``recording`` (being written, or the recorder died: the recovery scan decides),
+``complete``, ``recovered`` (salvaged after a crash), ``incomplete`` (nothing readable, or
+no manifest was written), ``discarded`` (the operator threw it away; the data is deleted,
+the manifest stays as a tombstone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robot_brain.episodes.errors import ManifestError
+from robot_brain.storage.files import atomic_write_bytes
+from robot_brain.storage.times import format_time
+
+MANIFEST_NAME = "manifest.json"
+ROBOT_DESCRIPTION_NAME = "robot_description.urdf"
+METADATA_NAME = "metadata.yaml"  # rosbag2's own, beside the MCAP file
+CUSTOM_DATA_KEY = "robot_brain.manifest"  # the manifest's copy in metadata.yaml's custom_data
+DAMAGED_SUFFIX = ".damaged"  # a recovered bag's original file, kept beside the rebuilt one
+MANIFEST_FORMAT = "robot_brain.episode/1"
+
+STATE_RECORDING = "recording"
+STATE_COMPLETE = "complete"
+STATE_INCOMPLETE = "incomplete"
+STATE_RECOVERED = "recovered"
+STATE_DISCARDED = "discarded"
+STATES = (STATE_RECORDING, STATE_COMPLETE, STATE_INCOMPLETE, STATE_RECOVERED, STATE_DISCARDED)
+READABLE_STATES = (STATE_COMPLETE, STATE_RECOVERED)
+
+LABEL_SUCCESS = "success"
+LABEL_FAILURE = "failure"
+LABEL_NONE = "none"
+LABELS = (LABEL_SUCCESS, LABEL_FAILURE, LABEL_NONE)
+
+
+@dataclass
+class TopicRecord:
+    """One recorded topic: its type, how many messages the bag holds and how many were lost.
+
+    ``dropped`` and ``late`` are reported by the recorder node (queue overflow, messages that
+    arrived after the episode ended or too old); the writer cannot see them itself.
+    ``first_ns``/``last_ns`` are the first and last message timestamps written (None: none).
+    """
+
+    type: str
+    type_hash: str
+    count: int = 0
+    dropped: int = 0
+    late: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+
+@dataclass
+class ConsentRecord:
+    """The consent the operator had when the episode was recorded (None id: none needed, e.g. ``scripted``)."""
+
+    id: str | None
+    scopes: list[str]
+
+
+@dataclass
+class RobotRecord:
+    """The robot as recorded: name, SHA-256 of the URDF text, the arm chain, and the URDF copy's file name."""
+
+    name: str
+    urdf_sha256: str
+    base_link: str
+    tip_link: str
+    description_file: str = ROBOT_DESCRIPTION_NAME
+
+
+@dataclass
+class SoftwareVersion:
+    """The recording software: package version and, from a git checkout, the commit and whether it had edits."""
+
+    package: str
+    version: str
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+@dataclass
+class RecoveryRecord:
+    """What the recovery scan salvaged from a bag whose recorder died.
+
+    ``bytes_read`` of ``file_bytes`` were parsed before ``damage`` (the reason reading stopped);
+    the original file is kept as ``original_file`` beside the rebuilt one.
+    """
+
+    recovered_at: str
+    messages: int
+    bytes_read: int
+    file_bytes: int
+    damage: str
+    original_file: str | None = None
+
+
+@dataclass
+class EpisodeManifest:
+    """Everything ``manifest.json`` holds; see the module docstring for the states."""
+
+    episode_id: str
+    state: str
+    label: str
+    operator: str
+    operator_kind: str
+    consent: ConsentRecord
+    cell_id: str
+    robot: RobotRecord
+    software: SoftwareVersion
+    policy_model_sha256: str | None
+    task: str
+    start_time: str
+    start_time_ns: int
+    bag_file: str
+    topics: dict[str, TopicRecord] = field(default_factory=dict)
+    end_time: str | None = None
+    end_time_ns: int | None = None
+    error: str | None = None
+    recovery: RecoveryRecord | None = None
+    format: str = MANIFEST_FORMAT
+
+    @property
+    def message_count(self) -> int:
+        """Messages in the bag, all topics together."""
+        return sum(topic.count for topic in self.topics.values())
+
+    @property
+    def lost_count(self) -> int:
+        """Messages the recorder reported dropped or late, all topics together."""
+        return sum(topic.dropped + topic.late for topic in self.topics.values())
+
+    @property
+    def duration_s(self) -> float:
+        """Span of the recorded messages (last timestamp minus first, over all topics), seconds."""
+        firsts = [t.first_ns for t in self.topics.values() if t.first_ns is not None]
+        lasts = [t.last_ns for t in self.topics.values() if t.last_ns is not None]
+        if not firsts or not lasts:
+            return 0.0
+        return max(0, max(lasts) - min(firsts)) / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to ``manifest.json`` (``format`` first)."""
+        data = dataclasses.asdict(self)
+        return {"format": data.pop("format"), **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "manifest") -> EpisodeManifest:
+        """Parse and check a manifest object; a ``ManifestError`` naming ``source`` on anything missing or wrong."""
+        reader = _FieldReader(source)
+        root = reader.obj(data, "the manifest")
+        fmt = reader.get(root, "format", str)
+        if fmt != MANIFEST_FORMAT:
+            raise ManifestError(f"{source}: format is {fmt!r}, expected {MANIFEST_FORMAT!r}")
+        state = reader.get(root, "state", str)
+        if state not in STATES:
+            raise ManifestError(f"{source}: state is {state!r}, expected one of {', '.join(STATES)}")
+        label = reader.get(root, "label", str)
+        if label not in LABELS:
+            raise ManifestError(f"{source}: label is {label!r}, expected one of {', '.join(LABELS)}")
+        consent = reader.obj(reader.get(root, "consent", dict), "consent")
+        robot = reader.obj(reader.get(root, "robot", dict), "robot")
+        software = reader.obj(reader.get(root, "software", dict), "software")
+        topics_data = reader.obj(reader.get(root, "topics", dict), "topics")
+        topics = {}
+        for name, topic_data in topics_data.items():
+            topic = reader.obj(topic_data, f"topics[{name!r}]")
+            topics[name] = TopicRecord(
+                type=reader.get(topic, "type", str),
+                type_hash=reader.get(topic, "type_hash", str),
+                count=reader.count(topic, "count"),
+                dropped=reader.count(topic, "dropped"),
+                late=reader.count(topic, "late"),
+                first_ns=reader.get(topic, "first_ns", int, optional=True),
+                last_ns=reader.get(topic, "last_ns", int, optional=True),
+            )
+        recovery_data = reader.get(root, "recovery", dict, optional=True)
+        recovery = None
+        if recovery_data is not None:
+            recovery = RecoveryRecord(
+                recovered_at=reader.get(recovery_data, "recovered_at", str),
+                messages=reader.count(recovery_data, "messages"),
+                bytes_read=reader.count(recovery_data, "bytes_read"),
+                file_bytes=reader.count(recovery_data, "file_bytes"),
+                damage=reader.get(recovery_data, "damage", str),
+                original_file=reader.get(recovery_data, "original_file", str, optional=True),
+            )
+        scopes = reader.get(consent, "scopes", list)
+        if not all(isinstance(scope, str) for scope in scopes):
+            raise ManifestError(f"{source}: consent.scopes must be a list of strings, found {scopes!r}")
+        return cls(
+            format=fmt,
+            episode_id=reader.get(root, "episode_id", str),
+            state=state,
+            label=label,
+            operator=reader.get(root, "operator", str),
+            operator_kind=reader.get(root, "operator_kind", str),
+            consent=ConsentRecord(id=reader.get(consent, "id", str, optional=True), scopes=list(scopes)),
+            cell_id=reader.get(root, "cell_id", str),
+            robot=RobotRecord(
+                name=reader.get(robot, "name", str),
+                urdf_sha256=reader.get(robot, "urdf_sha256", str),
+                base_link=reader.get(robot, "base_link", str),
+                tip_link=reader.get(robot, "tip_link", str),
+                description_file=reader.get(robot, "description_file", str),
+            ),
+            software=SoftwareVersion(
+                package=reader.get(software, "package", str),
+                version=reader.get(software, "version", str),
+                git_commit=reader.get(software, "git_commit", str, optional=True),
+                git_dirty=reader.get(software, "git_dirty", bool, optional=True),
+            ),
+            policy_model_sha256=reader.get(root, "policy_model_sha256", str, optional=True),
+            task=reader.get(root, "task", str),
+            start_time=reader.get(root, "start_time", str),
+            start_time_ns=reader.get(root, "start_time_ns", int),
+            end_time=reader.get(root, "end_time", str, optional=True),
+            end_time_ns=reader.get(root, "end_time_ns", int, optional=True),
+            bag_file=reader.get(root, "bag_file", str),
+            topics=topics,
+            error=reader.get(root, "error", str, optional=True),
+            recovery=recovery,
+        )
+
+
+class _FieldReader:
+    """Typed field access with one-line errors that name the manifest file and the field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def obj(self, value: Any, what: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ManifestError(f"{self.source}: {what} must be a JSON object, found {type(value).__name__}")
+        return value
+
+    def get(self, data: dict[str, Any], key: str, kind: type, optional: bool = False) -> Any:
+        if key not in data:
+            raise ManifestError(f"{self.source}: field {key!r} is missing")
+        value = data[key]
+        if value is None and optional:
+            return None
+        # bool is an int subclass: a count of True is as wrong as a flag of 1.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            expected = kind.__name__ + (" or null" if optional else "")
+            raise ManifestError(f"{self.source}: field {key!r} should be {expected}, found {json.dumps(value)[:60]}")
+        return value
+
+    def count(self, data: dict[str, Any], key: str) -> int:
+        value = self.get(data, key, int)
+        if value < 0:
+            raise ManifestError(f"{self.source}: field {key!r} should be a count (>= 0), found {value}")
+        return value
+
+
+def load_manifest(path: Path) -> EpisodeManifest:
+    """Read and check ``manifest.json`` (or the file ``path`` names); one-line ``ManifestError`` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no manifest (the recorder stopped before writing it?)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError(f"{path}: cannot read the manifest ({error})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ManifestError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
+    return EpisodeManifest.from_dict(data, source=str(path))
+
+
+def write_manifest(path: Path, manifest: EpisodeManifest) -> None:
+    """Replace ``manifest.json`` in folder ``path`` atomically and durably (temp file, fsync, rename, fsync).
+
+    A crash or a full disk leaves the previous manifest as it was (``DataFileError`` then).
+    """
+    atomic_write_bytes(Path(path) / MANIFEST_NAME, manifest.to_json().encode("utf-8"))
+
+
+def utc_iso(time_ns: int) -> str:
+    """``2026-12-01T07:30:15.123456Z`` for a UNIX time in nanoseconds (the data factory's time format)."""
+    seconds, nanoseconds = divmod(time_ns, 10**9)
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return format_time(moment + datetime.timedelta(microseconds=nanoseconds // 1000))
+
+
+@functools.lru_cache(maxsize=1)
+def software_version() -> SoftwareVersion:
+    """The running robot_brain: package version, and the git commit (and dirty flag) when run from a checkout.
+
+    Asked once per process (git is run at most twice, with a timeout); outside a checkout, or
+    without git, the commit is None rather than a guess.
+    """
+    import robot_brain
+
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        package_version = version("robot_brain")
+    except PackageNotFoundError:
+        package_version = robot_brain.__version__
+    checkout = Path(robot_brain.__file__).resolve().parents[1]
+    commit: str | None = None
+    dirty: bool | None = None
+    if (checkout / ".git").exists():
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            )
+            if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", result.stdout.strip()):
+                commit = result.stdout.strip()
+                status = subprocess.run(
+                    ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
+                if status.returncode == 0:
+                    dirty = bool(status.stdout.strip())
+        except (OSError, subprocess.TimeoutExpired):
+            commit, dirty = None, None
+    return SoftwareVersion(package="robot_brain", version=package_version, git_commit=commit, git_dirty=dirty)
