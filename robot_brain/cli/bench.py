@@ -1,17 +1,7 @@
-"""``robot-brain bench control``: timing of the real arm_controller node against real DDS traffic.
+"""``robot-brain bench control``: the arm_controller node's loop timing over real DDS, with same-run baselines.
 
-Two processes: this one runs the ``arm_controller`` node (its loop thread, executor thread
-and all); a *peer* process plays the cell and the policy over Fast DDS: it publishes
-``/joint_states`` at 500 Hz (following the commands it receives, as a position-controlled
-arm would) and an ``ee_pose_delta`` ActionChunk (horizon 10, dt 0.05 s) at 20 Hz, so IK,
-blending and the safety filter all run while the clock is measured.
-
-Same-run baselines: the node in the other ``loop_mode`` (cooperative or threaded), and a bare
-rclpy timer at the same rate, in the same process, with the same subscriptions, under a
-SingleThreadedExecutor and an EventsExecutor.
-
-Period error is the wake-up time minus the absolute deadline (start + k·period); a missed
-deadline is a period whose work ended after the next deadline began (or that was skipped).
+What is measured, and how, is :mod:`robot_brain.benchmarks.control_loop`'s; this module parses
+the options and prints the table and the JSON line.
 """
 
 from __future__ import annotations

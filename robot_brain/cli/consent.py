@@ -23,7 +23,7 @@ from typing import Any
 from robot_brain.consent.operators import SCOPES, non_human_kind, parse_expiry
 from robot_brain.consent.registry import ConsentRegistry, EnrolledOperator, verify_consent
 from robot_brain.storage.paths import DATA_ROOT_HELP, DataLayout, add_data_root_argument
-from robot_brain.storage.times import utc_now
+from robot_brain.storage.times import format_time, utc_now
 
 EXIT_OK, EXIT_TAMPERED = 0, 1
 _SCOPE_LIST = ",".join(SCOPES)
@@ -140,7 +140,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         document = {
             "registry": str(registry.layout.registry_path),
-            "at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "at": format_time(now),
             "operators": [operator.to_local_dict(now) for operator in operators],
         }
         print(json.dumps(document, indent=2, ensure_ascii=False))

@@ -361,7 +361,7 @@ def _check_head(
             notes.append(f"no {head_path.name}: a cut-off tail of the log could not be detected")
         return
     try:
-        head = read_json_file(head_path, what="audit head")
+        head = read_json_file(head_path, what="the audit head")
     except DataFileError as error:
         problems.append((len(lines) + 1, str(error)))
         return

@@ -486,7 +486,7 @@ def registered_names_locked(layout: DataLayout) -> list[str]:
     """Normalised names of enrolled operators, for the audit log's name guard (caller holds the lock)."""
     if not layout.registry_path.exists():
         return []
-    state = _parse_registry(layout.registry_path, read_json_file(layout.registry_path, what="consent registry"))
+    state = _parse_registry(layout.registry_path, read_json_file(layout.registry_path, what="the consent registry"))
     return sorted(state.by_name)
 
 
@@ -521,7 +521,7 @@ class ConsentRegistry:
         signature = (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         if not fresh and self._cache is not None and self._cache[0] == signature:
             return self._cache[1]
-        state = _parse_registry(path, read_json_file(path, what="consent registry"))
+        state = _parse_registry(path, read_json_file(path, what="the consent registry"))
         if not fresh:
             self._cache = (signature, state)
         return state

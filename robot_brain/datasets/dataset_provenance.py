@@ -25,7 +25,6 @@ from known fields (pseudonyms, consent ids and scopes, labels), never from free-
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import re
@@ -35,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot_brain.datasets.lerobot_format import INCOMPLETE_MARKER, DatasetFormatError, atomic_write_bytes, read_json
+from robot_brain.datasets.lerobot_format import INCOMPLETE_MARKER, DatasetFormatError, read_json
+from robot_brain.storage.files import atomic_write_bytes, sha256_file
+from robot_brain.storage.times import format_time, utc_now
 
 PROVENANCE_PATH = "meta/provenance.json"
 CARD_PATH = "README.md"
@@ -77,13 +78,6 @@ def check_no_personal_data(value: Any, where: str = "provenance") -> None:
 def _is_hashed(relative: str) -> bool:
     return relative not in HASH_EXCLUDED and not any(part.startswith(".") for part in relative.split("/"))
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_hashes(root: str | Path, overrides: Mapping[str, bytes] | None = None) -> dict[str, str]:
@@ -163,9 +157,6 @@ def verify_provenance(root: str | Path) -> ProvenanceCheck:
     )
 
 
-def _utc_now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 def build_provenance(
     info: Mapping[str, Any],
@@ -185,7 +176,7 @@ def build_provenance(
     }
     return {
         "format": PROVENANCE_FORMAT,
-        "created": _utc_now(),
+        "created": format_time(utc_now()),
         "software": dict(software),
         "content_hash": {
             "algorithm": "sha256",
@@ -236,9 +227,11 @@ def write_provenance(
         software = {"package": "robot_brain", "version": robot_brain.__version__}
     hashes = file_hashes(base, overrides={"meta/info.json": info_content})
     document = build_provenance(info, episodes, hashes, software=software, export=export)
-    atomic_write_bytes(base / PROVENANCE_PATH, json.dumps(document, indent=4, ensure_ascii=False).encode("utf-8"))
+    atomic_write_bytes(base / PROVENANCE_PATH, json.dumps(document, indent=4, ensure_ascii=False).encode("utf-8"),
+                       mode=None)
     if card:
-        atomic_write_bytes(base / CARD_PATH, dataset_card(info, document, license=license, title=title).encode("utf-8"))
+        atomic_write_bytes(base / CARD_PATH, dataset_card(info, document, license=license, title=title).encode("utf-8"),
+                           mode=None)
     return document
 
 

@@ -36,7 +36,6 @@ LeRobot nor :class:`~robot_brain.datasets.lerobot_reader.LeRobotDataset` will lo
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -69,24 +68,22 @@ from robot_brain.datasets.lerobot_format import (
     DatasetFormatError,
     Features,
     all_features,
-    atomic_write_bytes,
     camera_key,
     data_keys,
     data_schema,
-    fsync_file,
     json_bytes,
     next_chunk_file,
     normalize_features,
     read_json,
     tasks_table,
-    temporary_sibling,
     vector_feature,
     video_feature,
     video_keys,
 )
 from robot_brain.datasets.lerobot_reader import LeRobotDataset, open_dataset
 from robot_brain.datasets.video import VideoEncoding, VideoError, concatenate, encode_frames, probe
-from robot_brain.storage.files import fsync_directory
+from robot_brain.storage.files import atomic_write_bytes, fsync_directory, fsync_file, temporary_sibling
+from robot_brain.storage.times import format_time, utc_now
 
 __all__ = [
     "DatasetFormatError",
@@ -140,9 +137,6 @@ class DatasetSummary:
 def _episode_dir_name(index: int) -> str:
     return f"episode-{index:06d}"
 
-
-def _utc_now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _encoding_to_json(encoding: VideoEncoding) -> dict[str, Any]:
@@ -383,9 +377,9 @@ class LeRobotWriter:
                 "video_frames": video_frames,
                 "stats": feature_stats.to_json(episode_stats),
                 "provenance": source,
-                "staged": _utc_now(),
+                "staged": format_time(utc_now()),
             }
-            atomic_write_bytes(temporary / "episode.json", json_bytes(meta))
+            atomic_write_bytes(temporary / "episode.json", json_bytes(meta), mode=None)
             fsync_directory(temporary)
             os.rename(temporary, self._staging / _episode_dir_name(episode_index))
             fsync_directory(self._staging)
@@ -473,7 +467,7 @@ class LeRobotWriter:
         self._write_episode_files(rows)
         self._write_table(TASKS_PATH, tasks_table(self._tasks))
         atomic_write_bytes(
-            self.root / STATS_PATH, json_bytes(feature_stats.to_json(feature_stats.aggregate(episode_stats)))
+            self.root / STATS_PATH, json_bytes(feature_stats.to_json(feature_stats.aggregate(episode_stats))), mode=None
         )
 
         features = json.loads(json.dumps(self.features))
@@ -508,7 +502,7 @@ class LeRobotWriter:
             license=license,
             title=title,
         )
-        atomic_write_bytes(self.root / INFO_PATH, info_content)
+        atomic_write_bytes(self.root / INFO_PATH, info_content, mode=None)
         (self.root / INCOMPLETE_MARKER).unlink(missing_ok=True)
         fsync_directory(self.root)
         shutil.rmtree(self._staging, ignore_errors=True)
@@ -675,7 +669,7 @@ def create(
     config = {
         "format": EXPORT_FORMAT,
         "note": "an unfinished robot_brain export: robot_brain.datasets.lerobot.recover() finishes it",
-        "created": _utc_now(),
+        "created": format_time(utc_now()),
         "fps": int(fps),
         "robot_type": robot_type,
         "features": normalized,
@@ -685,7 +679,7 @@ def create(
         "video_files_size_in_mb": video_files_size_in_mb,
     }
     target.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target / INCOMPLETE_MARKER, json_bytes(config))
+    atomic_write_bytes(target / INCOMPLETE_MARKER, json_bytes(config), mode=None)
     (target / STAGING_DIR).mkdir(exist_ok=True)
     return LeRobotWriter(target, config)
 

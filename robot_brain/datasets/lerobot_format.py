@@ -26,8 +26,6 @@ multi-dimensional numeric features): that is what robot_brain exports.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robot_brain.errors import UserError
-from robot_brain.storage.files import fsync_directory
+from robot_brain.storage.files import read_json_file
 
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CHUNK_SIZE = 1000
@@ -197,45 +195,14 @@ def next_chunk_file(chunk_index: int, file_index: int, chunks_size: int) -> tupl
     return chunk_index, file_index + 1
 
 
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as stream:
-        os.fsync(stream.fileno())
-
-
-def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
-    """A unique hidden name beside ``path`` (same folder, so a rename onto ``path`` is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` via a synced temporary file and a rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_sibling(path)
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
 def json_bytes(data: Any) -> bytes:
     """JSON the way LeRobot writes its metadata files (indent 4, UTF-8 kept as is)."""
     return json.dumps(data, indent=4, ensure_ascii=False).encode("utf-8")
 
 
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise DatasetFormatError(f"{path}: expected a JSON file, found none") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DatasetFormatError(f"{path}: not readable JSON: {error}") from error
+    """A dataset's JSON file; missing, unreadable or corrupt is a :class:`DatasetFormatError` naming it."""
+    return read_json_file(path, what="a JSON file", error=DatasetFormatError)
 
 
 def tasks_table(tasks: Sequence[str]) -> pa.Table:

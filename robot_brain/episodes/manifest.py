@@ -16,7 +16,6 @@ the manifest stays as a tombstone).
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import json
 import re
@@ -27,7 +26,6 @@ from typing import Any
 
 from robot_brain.episodes.errors import ManifestError
 from robot_brain.storage.files import atomic_write_bytes
-from robot_brain.storage.times import format_time
 
 MANIFEST_NAME = "manifest.json"
 ROBOT_DESCRIPTION_NAME = "robot_description.urdf"
@@ -300,13 +298,6 @@ def write_manifest(path: Path, manifest: EpisodeManifest) -> None:
     A crash or a full disk leaves the previous manifest as it was (``DataFileError`` then).
     """
     atomic_write_bytes(Path(path) / MANIFEST_NAME, manifest.to_json().encode("utf-8"))
-
-
-def utc_iso(time_ns: int) -> str:
-    """``2026-12-01T07:30:15.123456Z`` for a UNIX time in nanoseconds (the data factory's time format)."""
-    seconds, nanoseconds = divmod(time_ns, 10**9)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    return format_time(moment + datetime.timedelta(microseconds=nanoseconds // 1000))
 
 
 @functools.lru_cache(maxsize=1)

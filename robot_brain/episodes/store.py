@@ -70,7 +70,6 @@ from robot_brain.episodes.manifest import (
     RobotRecord,
     load_manifest,
     software_version,
-    utc_iso,
     write_manifest,
 )
 from robot_brain.episodes.mcap_recovery import RebuildReport, rebuild_bag
@@ -84,14 +83,14 @@ from robot_brain.episodes.writer import (
     TopicSpec,
     begin_episode,
     check_topics,
-    fsync_file,
     make_qos,
     new_episode_id,
     storage_error,
 )
 from robot_brain.errors import ConfigurationError
-from robot_brain.storage.files import DataFileError, fsync_directory
+from robot_brain.storage.files import DataFileError, fsync_directory, fsync_file
 from robot_brain.storage.paths import DataLayout
+from robot_brain.storage.times import format_time_ns
 
 __all__ = [
     "CUSTOM_DATA_KEY",
@@ -415,7 +414,7 @@ class EpisodeStore:
                 record.first_ns = rebuilt.first_ns if rebuilt else None
                 record.last_ns = rebuilt.last_ns if rebuilt else None
             result.recovery = RecoveryRecord(
-                recovered_at=utc_iso(now_ns),
+                recovered_at=format_time_ns(now_ns),
                 messages=report.messages,
                 bytes_read=report.bytes_read,
                 file_bytes=report.file_bytes,
@@ -501,7 +500,7 @@ def _placeholder_manifest(episode_id: str, path: Path) -> EpisodeManifest:
         software=software_version(),
         policy_model_sha256=None,
         task="",
-        start_time=utc_iso(start_ns),
+        start_time=format_time_ns(start_ns),
         start_time_ns=start_ns,
         bag_file=f"{episode_id}.mcap",
         error="the recorder stopped before writing the manifest: provenance unknown, not usable",

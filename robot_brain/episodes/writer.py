@@ -66,11 +66,11 @@ from robot_brain.episodes.manifest import (
     RobotRecord,
     TopicRecord,
     software_version,
-    utc_iso,
     write_manifest,
 )
 from robot_brain.errors import ConfigurationError
-from robot_brain.storage.files import DataFileError, atomic_write_bytes, fsync_directory
+from robot_brain.storage.files import DataFileError, atomic_write_bytes, fsync_directory, fsync_file
+from robot_brain.storage.times import format_time_ns
 
 DEFAULT_FLUSH_INTERVAL_S = 0.5
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -380,7 +380,7 @@ class EpisodeWriter:
         with self._report_lock:
             self._manifest.state = STATE_COMPLETE
             self._manifest.end_time_ns = end_ns
-            self._manifest.end_time = utc_iso(end_ns)
+            self._manifest.end_time = format_time_ns(end_ns)
             final = copy.deepcopy(self._manifest)
         try:
             self._bag.set_custom_data(CUSTOM_DATA_KEY, json.dumps(final.to_dict(), separators=(",", ":")))
@@ -409,7 +409,7 @@ class EpisodeWriter:
         with self._report_lock:
             self._manifest.state = STATE_DISCARDED
             self._manifest.end_time_ns = end_ns
-            self._manifest.end_time = utc_iso(end_ns)
+            self._manifest.end_time = format_time_ns(end_ns)
             final = copy.deepcopy(self._manifest)
         try:
             for entry in self.path.iterdir():
@@ -472,14 +472,6 @@ class EpisodeWriter:
             write_manifest(self.path, snapshot)
         self._lock.release()
         raise failure from None
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_topics(topics: Sequence[TopicSpec], typestore: Typestore) -> None:
@@ -550,7 +542,7 @@ def begin_episode(
         software=software_version(),
         policy_model_sha256=provenance.policy_model_sha256,
         task=provenance.task,
-        start_time=utc_iso(start_ns),
+        start_time=format_time_ns(start_ns),
         start_time_ns=start_ns,
         bag_file=Path(storage.path).name,
         topics={name: slot.record for name, slot in slots.items()},

@@ -199,7 +199,7 @@ def _dataset_episodes(root: Path) -> tuple[list[dict[str, Any]], bool] | None:
     """The per-episode provenance of a finished dataset, or of an unfinished export's staged episodes."""
     provenance_path = root / PROVENANCE_PATH
     if provenance_path.is_file():
-        document = read_json_file(provenance_path, what="dataset provenance")
+        document = read_json_file(provenance_path, what="the dataset provenance")
         episodes = document.get("episodes") if isinstance(document, dict) else None
         if not isinstance(episodes, list):
             raise DataFileError(f"{provenance_path}: expected an 'episodes' list")
@@ -207,7 +207,7 @@ def _dataset_episodes(root: Path) -> tuple[list[dict[str, Any]], bool] | None:
     if (root / INCOMPLETE_MARKER).is_file():
         staged = []
         for path in sorted((root / STAGING_DIR).glob("episode-*/episode.json")):
-            meta = read_json_file(path, what="staged episode")
+            meta = read_json_file(path, what="the staged episode")
             if isinstance(meta, dict):
                 staged.append({"length": meta.get("length", 0), "source": meta.get("provenance") or {}})
         return staged, True
@@ -382,7 +382,7 @@ def _rebuild(
     root = dataset.path
     if dataset.unfinished:
         raise PurgeError("an unfinished export cannot be rebuilt")
-    document = read_json_file(root / PROVENANCE_PATH, what="dataset provenance")
+    document = read_json_file(root / PROVENANCE_PATH, what="the dataset provenance")
     export = document.get("export") if isinstance(document, dict) else None
     options = export.get("options") if isinstance(export, dict) else None
     if not isinstance(export, dict) or export.get("format") != EXPORT_FORMAT or not isinstance(options, dict):

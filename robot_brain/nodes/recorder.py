@@ -27,7 +27,6 @@ most the last ``flush_interval_s`` of the episode, and the next recorder (or
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import sys
 import threading
@@ -53,6 +52,7 @@ from robot_brain.ros.diagnostics import ERROR, OK, WARN
 from robot_brain.ros.node_skeleton import BrainNode, run_node
 from robot_brain.ros.params import value
 from robot_brain.ros.recording import DEFAULT_TOPICS, adapted_qos, message_class, offered_qos, parse_topics
+from robot_brain.storage.files import sha256_file
 from robot_brain.storage.paths import resolve_data_root
 
 LOG_THROTTLE_S = 5.0
@@ -456,13 +456,9 @@ class RecorderNode(BrainNode):
 
 def _sha256(path: Path) -> str:
     try:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as error:
         raise ConfigurationError(f"policy_model_path: {path}: cannot read it ({error.strerror})") from None
-    return digest.hexdigest()
 
 
 def main(args: Sequence[str] | None = None) -> int:

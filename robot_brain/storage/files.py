@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,16 +50,38 @@ def fsync_directory(folder: Path) -> None:
         os.close(descriptor)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically and durably; the old content survives any failure."""
-    target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
+    """A unique hidden name beside ``path`` (same folder, so a rename onto ``path`` is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Make a file's content durable (written by a library that does not fsync: pyarrow, PyAV, rosbags)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically and durably; the old content survives any failure.
+
+    ``mode`` is the new file's permission bits, set exactly (``0o600`` for files only the owner
+    may read); ``None`` leaves them to the process's umask, as ``open`` would. A failure to
+    write is a :class:`DataFileError` naming the file.
+    """
+    target = Path(path)
+    temporary = temporary_sibling(target)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o666 if mode is None else 0o600)
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, target)
     except OSError as error:
         with contextlib.suppress(OSError):
@@ -81,22 +104,38 @@ def atomic_write_json(path: str | os.PathLike[str], document: Any, *, mode: int 
     atomic_write_bytes(path, dump_json_bytes(document), mode=mode)
 
 
-def read_json_file(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
-    """Parse a JSON file; a missing, unreadable or corrupt file is a :class:`DataFileError` naming it."""
+def read_json_file(path: str | os.PathLike[str], *, what: str = "a JSON file",
+                   error: type[UserError] | None = None) -> Any:
+    """Parse a JSON file; a missing, unreadable or corrupt file is an ``error`` naming it.
+
+    ``what`` names the file in the message (``"the consent registry"``); ``error`` is the
+    :class:`UserError` subclass to raise (:class:`DataFileError` unless a format has its own).
+    """
+    failure = error or DataFileError
     source = Path(path)
+    as_json = "" if "JSON" in what else " as JSON"
     try:
         text = source.read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise DataFileError(f"{source}: expected the {what}, found no file") from error
-    except UnicodeDecodeError as error:
-        raise DataFileError(f"{source}: expected the {what} as UTF-8 JSON, found undecodable bytes") from error
-    except OSError as error:
-        raise DataFileError(f"{source}: cannot read the {what}: {_reason(error)}") from error
+    except FileNotFoundError as cause:
+        raise failure(f"{source}: expected {what}, found no file") from cause
+    except UnicodeDecodeError as cause:
+        raise failure(f"{source}: expected {what}{as_json} in UTF-8, found undecodable bytes") from cause
+    except OSError as cause:
+        raise failure(f"{source}: cannot read {what}: {_reason(cause)}") from cause
     try:
         return json.loads(text)
-    except json.JSONDecodeError as error:
-        found = "an empty file" if not text.strip() else f"{error.msg} at line {error.lineno} column {error.colno}"
-        raise DataFileError(f"{source}: expected the {what} as JSON, found {found}") from error
+    except json.JSONDecodeError as cause:
+        found = "an empty file" if not text.strip() else f"{cause.msg} at line {cause.lineno} column {cause.colno}"
+        raise failure(f"{source}: expected {what}{as_json}, found {found}") from cause
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's content (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def append_line_durable(path: str | os.PathLike[str], line: bytes, *, mode: int = 0o600) -> None:

@@ -7,7 +7,7 @@ refuses naive datetimes instead of guessing their zone.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 def utc_now() -> datetime:
@@ -27,6 +27,12 @@ def require_aware(moment: datetime, what: str = "time") -> datetime:
 def format_time(moment: datetime) -> str:
     """``2025-01-31T12:00:00.000000Z``: fixed width, sorts as text in time order."""
     return require_aware(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def format_time_ns(time_ns: int) -> str:
+    """:func:`format_time` of a UNIX time in nanoseconds (a ROS stamp, ``time.time_ns()``)."""
+    seconds, nanoseconds = divmod(time_ns, 10**9)
+    return format_time(datetime.fromtimestamp(seconds, tz=timezone.utc) + timedelta(microseconds=nanoseconds // 1000))
 
 
 def parse_time(text: str) -> datetime:
