@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "benchmarks": _BASE | _CORE | {"ros", "nodes"},
     "nodes": _BASE | _CORE | _DATA | {"ros"},
     "bringup": _BASE | {"embodiment", "sim", "storage", "consent"},
-    "demo": _BASE | {"embodiment", "ros"},
+    "demo": _BASE | {"embodiment", "ros", "bringup"},
     "factory": _BASE | _CORE | _DATA | {"ros", "bringup", "demo"},
     "cli": _BASE | _CORE | _DATA | {"ros", "benchmarks", "bringup", "demo", "factory"},
 }
@@ -158,6 +158,19 @@ def _package_graph_importing(third_party: str, known: dict[str, Path]) -> set[st
 def test_every_top_level_package_is_in_the_table() -> None:
     tops = {top_level(name) for name in modules()} - {None}
     assert tops == set(ALLOWED), f"packages missing from ALLOWED: {tops - set(ALLOWED)}; stale: {set(ALLOWED) - tops}"
+
+
+def test_every_folder_is_a_package_that_says_what_it_owns() -> None:
+    """A folder without ``__init__.py`` imports from the source tree but is left out of a wheel or colcon install."""
+    from setuptools import find_packages
+
+    folders = sorted({path.parent for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts})
+    found = set(find_packages(str(REPO), include=["robot_brain", "robot_brain.*"]))
+    for folder in folders:
+        name = ".".join(folder.relative_to(REPO).parts)
+        init = folder / "__init__.py"
+        assert init.is_file() and name in found, f"{folder.relative_to(REPO)}: expected an __init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init.relative_to(REPO)}: no docstring"
 
 
 def test_imports_run_one_way() -> None:

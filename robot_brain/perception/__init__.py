@@ -1,1 +1,5 @@
-"""Image conversion, preprocessing, detectors and camera geometry (ROS-free)."""
+"""Image conversion, preprocessing, detectors, camera geometry and the robot self-filter (ROS-free).
+
+Imports ``embodiment`` (the arm's geometry for the self-filter), ``inference`` (learned detectors)
+and ``errors``.
+"""

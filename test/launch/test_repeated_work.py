@@ -65,9 +65,11 @@ def test_the_demo_loads_the_arm_and_computes_the_layout_once(urdf_without_veloci
 
 def test_the_demo_command_reuses_the_plans_arm_and_layout() -> None:
     """After the plan, ``robot-brain demo`` neither loads a description nor computes a layout again."""
-    tree = ast.parse((REPO / "robot_brain" / "cli" / "demo.py").read_text(encoding="utf-8"))
-    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-              for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    called = set()
+    for source in (REPO / "robot_brain" / "cli" / "demo.py", REPO / "robot_brain" / "demo" / "session.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        called |= {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                   for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert not called & {"load", "load_arm", "load_description", "compute_layout"}
 
 
