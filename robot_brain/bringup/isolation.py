@@ -25,8 +25,17 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from robot_brain.errors import ConfigurationError
+
 #: Domains 1..101 are valid for Fast DDS's default port mapping on Linux.
 DOMAIN_RANGE = 100
+#: The RTPS port mapping (DDSI-RTPS 9.6.1.1, Fast DDS's defaults): domain d owns the UDP ports
+#: PORT_BASE + DOMAIN_GAIN * d ... + DOMAIN_GAIN - 1 (discovery multicast, then each participant's
+#: unicast metatraffic and user-data ports).
+PORT_BASE = 7400
+DOMAIN_GAIN = 250
+#: Where Linux lists the bound UDP sockets of every process on the host.
+UDP_TABLES = (Path("/proc/net/udp"), Path("/proc/net/udp6"))
 #: The variable Fast DDS reads its default XML profiles from when a participant is created.
 PROFILES_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 PROFILE_NAME = "fastdds.xml"
@@ -93,12 +102,63 @@ def remove_dead_dds_segments(min_age_s: float = 60.0, folder: Path = SHM_FOLDER)
     return removed
 
 
+class DomainUnavailableError(ConfigurationError):
+    """No private DDS domain is free on this host: every candidate is inherited or in use."""
+
+
+def bound_udp_ports(tables: tuple[Path, ...] = UDP_TABLES) -> set[int]:
+    """The local ports of every bound UDP socket on this host (any process, any user), from ``/proc/net``."""
+    ports: set[int] = set()
+    for table in tables:
+        try:
+            lines = table.read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1 and ":" in fields[1]:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def domains_in_use(tables: tuple[Path, ...] = UDP_TABLES) -> set[int]:
+    """DDS domains (0..DOMAIN_RANGE+1) some participant on this host is in, read off the UDP ports it holds.
+
+    Every Fast DDS (and RTPS) participant binds unicast ports in its domain's block of the port
+    mapping, also with localhost-only discovery, so a cell's controllers, a user's ``joy_node`` or
+    another robot_brain session all show up here, whoever runs them.
+    """
+    last = PORT_BASE + DOMAIN_GAIN * (DOMAIN_RANGE + 2)
+    return {(port - PORT_BASE) // DOMAIN_GAIN for port in bound_udp_ports(tables) if PORT_BASE <= port < last}
+
+
+def inherited_domain(environ: Mapping[str, str] | None = None) -> int:
+    """The domain this process would talk in without isolation (``ROS_DOMAIN_ID``, ROS's default 0)."""
+    text = (os.environ if environ is None else environ).get("ROS_DOMAIN_ID", "").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def choose_private_domain(inherited: int, in_use: set[int], start: int) -> int:
+    """The first domain from ``start`` (wrapping within 1..DOMAIN_RANGE) that is neither inherited nor in use."""
+    for offset in range(DOMAIN_RANGE):
+        candidate = 1 + (start - 1 + offset) % DOMAIN_RANGE
+        if candidate != inherited and candidate not in in_use:
+            return candidate
+    raise DomainUnavailableError(
+        f"no private DDS domain is free on this host: domains 1-{DOMAIN_RANGE} are all in use or inherited "
+        f"(ROS_DOMAIN_ID={inherited}); stop another session and try again"
+    )
+
+
 def isolate_dds() -> int:
     """Switch this process and its children to a private domain, localhost discovery only, with the shipped profile.
 
-    Returns the domain ID chosen (derived from the process id, so parallel runs differ).
+    The domain is never the one this process inherited (a cell's controllers may be listening
+    there) nor any domain a participant on this host is in (:func:`domains_in_use`); among the
+    free ones it starts from the process id, so parallel sessions spread out. Returns the domain;
+    callers print it, so a user knows where the simulated cell talks.
     """
-    domain = 1 + os.getpid() % DOMAIN_RANGE
+    domain = choose_private_domain(inherited_domain(), domains_in_use(), 1 + os.getpid() % DOMAIN_RANGE)
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.pop("ROS_STATIC_PEERS", None)

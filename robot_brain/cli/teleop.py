@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from robot_brain.bringup.isolation import isolate_dds
+from robot_brain.bringup.isolation import inherited_domain, isolate_dds
 from robot_brain.bringup.params_files import parse_overrides
 from robot_brain.bringup.plan import record_parameters, teleop_plan
 from robot_brain.bringup.processes import DiscardedOutput, NodeProcesses, stop_on_signals
@@ -71,8 +71,18 @@ def run(args: argparse.Namespace) -> int:
         teleop["device_name"] = device
     base = plan_from_arguments(args, sim=args.sim)
     plan = teleop_plan(base, teleop=teleop, record=record, overrides=parse_overrides(args.param))
+    relay = None
     if args.sim:
-        isolate_dds()  # a simulated session must never reach a real cell's controllers
+        user_domain = inherited_domain()
+        domain = isolate_dds()  # a simulated session must never reach a real cell's controllers
+        print(f"teleop: simulated cell in private DDS domain {domain}, this host only", flush=True)
+        if args.input == "joy":
+            from robot_brain.ros.joy_relay import JoyRelay
+
+            topic = str(plan.node("teleop").parameters.get("joy_topic", "/joy"))
+            relay = JoyRelay(topic, user_domain, domain)
+            print(f"teleop: relaying {topic} from your DDS domain {user_domain} (start joy_node there); "
+                  "nothing else crosses", flush=True)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     args.log.write_text("", encoding="utf-8")
     console = sys.stdout
@@ -87,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         display.close()
         group.stop()
+        if relay is not None:
+            relay.close()
     return code
 
 

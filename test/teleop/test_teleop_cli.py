@@ -5,6 +5,7 @@ an episode recorded by the recorder into the data root, the status line in the t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,15 @@ pytestmark = [pytest.mark.dds, pytest.mark.slow, pytest.mark.timeout(240)]
 START, LEFT_SHOULDER = 6, 9
 
 
+def private_domain(lines: list[str]) -> int | None:
+    """The private DDS domain the teleop CLI says its simulated cell runs in."""
+    for line in list(lines):
+        found = re.search(r"private DDS domain (\d+)", line)
+        if found:
+            return int(found.group(1))
+    return None
+
+
 def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Path) -> None:
     env = {**os.environ, "ROBOT_BRAIN_DATA_ROOT": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -37,16 +47,30 @@ def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Pat
     lines: list[str] = []
     assert process.stdout is not None
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()  # type: ignore[arg-type]
-    context = Context()
-    rclpy.init(context=context, domain_id=1 + process.pid % 100)  # the CLI's private domain (isolate_dds)
-    node = rclpy.create_node("operator_pad", context=context)
+    try:
+        wait_for(lambda: private_domain(lines) is not None, 60.0, "the CLI to print its private DDS domain")
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    user_domain, cell_domain = int(os.environ["ROS_DOMAIN_ID"]), private_domain(lines)
+    assert cell_domain != user_domain
+    # The operator's pad publishes in the user's own domain, as a joy_node they started would;
+    # the CLI relays it into the cell's. The episode events are only seen in the cell's domain.
+    contexts, executors = [Context(), Context()], []
+    rclpy.init(context=contexts[0], domain_id=user_domain)
+    rclpy.init(context=contexts[1], domain_id=cell_domain)
+    node = rclpy.create_node("operator_pad", context=contexts[0])
     joy = node.create_publisher(Joy, "/joy", 10)
+    watcher = rclpy.create_node("episode_watcher", context=contexts[1])
     answers: list[EpisodeEvent] = []
-    node.create_subscription(EpisodeEvent, "/episode/events", answers.append, 50)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    watcher.create_subscription(EpisodeEvent, "/episode/events", answers.append, 50)
+    spinners = []
+    for context, each in zip(contexts, (node, watcher), strict=True):
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(each)
+        executors.append(executor)
+        spinners.append(threading.Thread(target=executor.spin, daemon=True))
+        spinners[-1].start()
 
     state = {"deadman": False, "left_y": 0.0, "start": False}
     publishing = threading.Event()
@@ -79,10 +103,13 @@ def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Pat
         publishing.set()
         os.killpg(process.pid, signal.SIGINT)
         code = process.wait(timeout=60)
-        executor.shutdown(timeout_sec=2.0)
-        spinner.join(timeout=5.0)
+        for executor, spinner in zip(executors, spinners, strict=True):
+            executor.shutdown(timeout_sec=2.0)
+            spinner.join(timeout=5.0)
         node.destroy_node()
-        context.try_shutdown()
+        watcher.destroy_node()
+        for context in contexts:
+            context.try_shutdown()
     output = "".join(lines)
     assert code == 0, output[-3000:]
     assert "Traceback" not in output and "Traceback" not in (tmp_path / "nodes.log").read_text()
