@@ -245,14 +245,8 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def dataset_card(
-    info: Mapping[str, Any],
-    provenance: Mapping[str, Any],
-    *,
-    license: str | None = "apache-2.0",
-    title: str | None = None,
-) -> str:
-    """The ``README.md`` dataset card: LeRobot's Hub YAML header, structure, consent and provenance summary."""
+def _card_yaml_header(license: str | None) -> list[str]:
+    """The YAML front matter LeRobot pushes to the Hub: license, task category, tags and data files."""
     header = ["---"]
     if license:
         header.append(f"license: {_yaml_string(license)}")
@@ -268,7 +262,11 @@ def dataset_card(
         "---",
         "",
     ]
-    episodes = list(provenance.get("episodes", []))
+    return header
+
+
+def _card_structure_lines(info: Mapping[str, Any], provenance: Mapping[str, Any], title: str | None) -> list[str]:
+    """The card's title, origin line and ``Dataset structure`` section with its feature table and video notes."""
     features = info["features"]
     lines = [
         f"# {title or 'robot_brain demonstrations'}",
@@ -298,12 +296,11 @@ def dataset_card(
                 f"crf {video_info.get('video.crf')}, "
                 f"keyframe every {video_info.get('video.g')} frames."
             )
-    lines += ["", "## Consent and provenance", ""]
-    lines.append(
-        "Every episode was recorded with its operator's consent, checked again at export time. Operators "
-        "appear only as pseudonyms; no person's name is part of this dataset. Per-episode provenance "
-        f"(robot, URDF SHA-256, software, times, labels) is in `{PROVENANCE_PATH}`."
-    )
+    return lines
+
+
+def _operators_by_pseudonym(episodes: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per operator pseudonym: episode and frame counts, consent ids and consent scopes."""
     operators: dict[str, dict[str, Any]] = {}
     for episode in episodes:
         source = episode.get("source") or {}
@@ -315,32 +312,61 @@ def dataset_card(
         if consent.get("id"):
             entry["consent"].add(str(consent["id"]))
         entry["scopes"].update(str(s) for s in consent.get("scopes") or [])
+    return operators
+
+
+def _operator_table_lines(operators: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The Markdown table of operators (pseudonyms), their episodes, frames, consent ids and scopes."""
+    lines = [
+        "",
+        "| operator (pseudonym) | episodes | frames | consent ids | scopes at recording |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for operator, entry in sorted(operators.items()):
+        lines.append(
+            f"| `{_cell(operator)}` | {entry['episodes']} | {entry['frames']} | "
+            f"{_cell(', '.join(sorted(entry['consent'])) or 'none needed')} | "
+            f"{_cell(', '.join(sorted(entry['scopes'])))} |"
+        )
+    return lines
+
+
+def _excluded_summary_lines(provenance: Mapping[str, Any]) -> list[str]:
+    """The count of episodes excluded at export, by reason; no lines when none were."""
+    excluded = (provenance.get("export") or {}).get("excluded") or []
+    if not excluded:
+        return []
+    reasons = Counter(str(item.get("reason", "unspecified")) for item in excluded if isinstance(item, Mapping))
+    return [
+        "",
+        f"Excluded at export: {len(excluded)} episodes ("
+        + "; ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
+        + ").",
+    ]
+
+
+def _card_consent_lines(episodes: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]) -> list[str]:
+    """The ``Consent and provenance`` section: the consent statement, operators, labels and exclusions."""
+    lines = ["", "## Consent and provenance", ""]
+    lines.append(
+        "Every episode was recorded with its operator's consent, checked again at export time. Operators "
+        "appear only as pseudonyms; no person's name is part of this dataset. Per-episode provenance "
+        f"(robot, URDF SHA-256, software, times, labels) is in `{PROVENANCE_PATH}`."
+    )
+    operators = _operators_by_pseudonym(episodes)
     if operators:
-        lines += [
-            "",
-            "| operator (pseudonym) | episodes | frames | consent ids | scopes at recording |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for operator, entry in sorted(operators.items()):
-            lines.append(
-                f"| `{_cell(operator)}` | {entry['episodes']} | {entry['frames']} | "
-                f"{_cell(', '.join(sorted(entry['consent'])) or 'none needed')} | "
-                f"{_cell(', '.join(sorted(entry['scopes'])))} |"
-            )
+        lines += _operator_table_lines(operators)
     labels = Counter(str((e.get("source") or {}).get("label", "unlabelled")) for e in episodes)
     if episodes:
         lines += ["", "Labels: " + ", ".join(f"{label} {count}" for label, count in sorted(labels.items())) + "."]
-    excluded = (provenance.get("export") or {}).get("excluded") or []
-    if excluded:
-        reasons = Counter(str(item.get("reason", "unspecified")) for item in excluded if isinstance(item, Mapping))
-        lines += [
-            "",
-            f"Excluded at export: {len(excluded)} episodes ("
-            + "; ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
-            + ").",
-        ]
+    lines += _excluded_summary_lines(provenance)
+    return lines
+
+
+def _card_content_hash_lines(provenance: Mapping[str, Any]) -> list[str]:
+    """The ``Content hash`` section: the recorded hash, its definition and a shell command that checks it."""
     content = provenance.get("content_hash", {})
-    lines += [
+    return [
         "",
         "## Content hash",
         "",
@@ -353,4 +379,19 @@ def dataset_card(
         "```",
         "",
     ]
+
+
+def dataset_card(
+    info: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    *,
+    license: str | None = "apache-2.0",
+    title: str | None = None,
+) -> str:
+    """The ``README.md`` dataset card: LeRobot's Hub YAML header, structure, consent and provenance summary."""
+    header = _card_yaml_header(license)
+    episodes = list(provenance.get("episodes", []))
+    lines = _card_structure_lines(info, provenance, title)
+    lines += _card_consent_lines(episodes, provenance)
+    lines += _card_content_hash_lines(provenance)
     return "\n".join(header + lines)

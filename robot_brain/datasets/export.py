@@ -507,108 +507,174 @@ def image_to_rgb(message: Any, where: str) -> np.ndarray:
     return np.ascontiguousarray(view if order is None else view[:, :, order])
 
 
+def _present_topics(reader: EpisodeReader, episode_id: str, metadata: Path) -> list[str]:
+    """The export's topics that have messages in the bag, after checking their types and that joint states exist."""
+    topics = reader.topics
+    for topic, expected in TOPIC_TYPES.items():
+        if topic in topics and topics[topic] != expected:
+            raise ExportError(
+                f"episode {episode_id} ({metadata}): {topic} has type {topics[topic]}, expected {expected}"
+            )
+    present = [topic for topic in TOPIC_TYPES if topic in topics and reader.message_count(topic) > 0]
+    if JOINT_STATES_TOPIC not in present:
+        raise MissingTopicError(
+            f"episode {episode_id} ({metadata}) has no {JOINT_STATES_TOPIC} messages; "
+            f"it has {', '.join(sorted(t for t in topics if reader.message_count(t) > 0)) or 'none'}"
+        )
+    return present
+
+
+class _StreamCollector:
+    """The buffers of :func:`_read_episode`'s one pass over a bag, and how each topic's messages fill them."""
+
+    def __init__(self, reader: EpisodeReader, episode_id: str, robot: _Robot, present: Sequence[str]) -> None:
+        spec = robot.arm.spec
+        self.reader = reader
+        self.episode_id = episode_id
+        self.robot = robot
+        self.spec = spec
+        self.arm_indexer = _JointIndexer(spec.joint_names)
+        self.gripper_indexer = _JointIndexer(spec.driven_gripper_joints)
+        self.trajectory_indexer = _JointIndexer(spec.joint_names)
+        self.collected: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in present}
+        self.gripper_times: list[int] = []
+        self.gripper_values: list[Any] = []
+        self.camera_times: list[int] = []
+        self.camera_ordinals: list[int] = []
+        self.camera_size: tuple[int, int] | None = None
+        self.skipped: dict[str, int] = {}
+        self.camera_count = 0
+
+    def add(self, topic: str, stamp: int, decoded: Any) -> None:
+        """File one decoded message under its topic."""
+        times, values = self.collected[topic]
+        if topic == JOINT_STATES_TOPIC:
+            self._add_joint_state(topic, stamp, decoded, times, values)
+        elif topic == FORWARD_COMMAND_TOPIC:
+            self._add_forward_command(topic, stamp, decoded, times, values)
+        elif topic == TRAJECTORY_COMMAND_TOPIC:
+            self._add_trajectory_command(topic, stamp, decoded, times, values)
+        elif topic == GRIPPER_COMMAND_TOPIC:
+            self._add_gripper_command(topic, stamp, decoded, times, values)
+        elif topic == TARGET_POINT_TOPIC:
+            point = decoded.point
+            times.append(stamp)
+            values.append([point.x, point.y, point.z])
+        elif topic == CAMERA_TOPIC:
+            self._add_camera_image(stamp, decoded)
+
+    def _skip(self, topic: str) -> None:
+        """Count one message of ``topic`` that holds nothing the export can use."""
+        self.skipped[topic] = self.skipped.get(topic, 0) + 1
+
+    def _add_joint_state(self, topic: str, stamp: int, decoded: Any, times: list[int], values: list[Any]) -> None:
+        """Arm joint positions, and the driven gripper's from the same message; counted as skipped if it has neither."""
+        robot = self.robot
+        positions = np.asarray(decoded.position, dtype=np.float64)
+        names = list(decoded.name)
+        if len(positions) != len(names):
+            self._skip(topic)
+            return
+        arm_index = self.arm_indexer.indices(names)
+        if arm_index is not None:
+            times.append(stamp)
+            values.append(positions[arm_index])
+        if robot.has_gripper:
+            grip_index = self.gripper_indexer.indices(names)
+            if grip_index is not None:
+                self.gripper_times.append(stamp)
+                self.gripper_values.append(positions[grip_index])  # normalised once, in _recorded_from
+        if arm_index is None and (not robot.has_gripper or self.gripper_indexer.indices(names) is None):
+            self._skip(topic)
+
+    def _add_forward_command(self, topic: str, stamp: int, decoded: Any, times: list[int], values: list[Any]) -> None:
+        """A ``Float64MultiArray`` arm command, put into the arm's joint order."""
+        spec = self.spec
+        data = np.asarray(decoded.data, dtype=np.float64)
+        if data.shape[0] != spec.dof:
+            raise ExportError(
+                f"episode {self.episode_id}: {topic} at {stamp} ns has {data.shape[0]} values, expected "
+                f"{spec.dof} (the arm's joints; give the controller's joint order with --command-joints)"
+            )
+        command = np.empty(spec.dof)
+        command[self.robot.command_order] = data
+        times.append(stamp)
+        values.append(command)
+
+    def _add_trajectory_command(
+        self, topic: str, stamp: int, decoded: Any, times: list[int], values: list[Any]
+    ) -> None:
+        """The first point of a ``JointTrajectory`` command; counted as skipped if it lacks an arm joint."""
+        index = self.trajectory_indexer.indices(list(decoded.joint_names))
+        if index is None or not decoded.points:
+            self._skip(topic)
+            return
+        positions = np.asarray(decoded.points[0].positions, dtype=np.float64)
+        if positions.shape[0] != len(decoded.joint_names):
+            self._skip(topic)
+            return
+        times.append(stamp)
+        values.append(positions[index])
+
+    def _add_gripper_command(self, topic: str, stamp: int, decoded: Any, times: list[int], values: list[Any]) -> None:
+        """A gripper command in the ``--gripper-command`` convention (ignored when the arm has no gripper to drive)."""
+        robot = self.robot
+        if not robot.has_gripper and robot.gripper_mode != "normalized":
+            return
+        data = np.asarray(decoded.data, dtype=np.float64)
+        expected = 1 if robot.gripper_mode == "normalized" else robot.gripper_open.size
+        if data.shape[0] != expected:
+            raise ExportError(
+                f"episode {self.episode_id}: {topic} at {stamp} ns has {data.shape[0]} values, expected {expected} "
+                f"({'a normalized command' if expected == 1 else 'the driven gripper joints'}; see "
+                "--gripper-command)"
+            )
+        times.append(stamp)
+        values.append(data)  # normalised once, in _recorded_from
+
+    def _add_camera_image(self, stamp: int, decoded: Any) -> None:
+        """A camera image's time and ordinal, after checking it converts to RGB at the episode's one size."""
+        where = f"episode {self.episode_id}: {self.reader.bag_path} image at {stamp} ns"
+        image = image_to_rgb(decoded, where)
+        size = (image.shape[0], image.shape[1])
+        if self.camera_size is None:
+            self.camera_size = size
+        elif size != self.camera_size:
+            camera_size = self.camera_size
+            raise ExportError(
+                f"{where} is {size[1]}x{size[0]}, the episode's first was {camera_size[1]}x{camera_size[0]}"
+            )
+        self.camera_times.append(stamp)
+        self.camera_ordinals.append(self.camera_count)
+        self.camera_count += 1
+
+
 def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[str, Any], robot: _Robot) -> _Recorded:
     """Read every stream the export needs, checking the whole bag (one pass over it)."""
     episode_id = manifest.episode_id
-    spec = robot.arm.spec
     with store.open_episode(episode_id) as reader:
         metadata = reader.path / METADATA_NAME
-        topics = reader.topics
-        for topic, expected in TOPIC_TYPES.items():
-            if topic in topics and topics[topic] != expected:
-                raise ExportError(
-                    f"episode {episode_id} ({metadata}): {topic} has type {topics[topic]}, expected {expected}"
-                )
-        present = [topic for topic in TOPIC_TYPES if topic in topics and reader.message_count(topic) > 0]
-        if JOINT_STATES_TOPIC not in present:
-            raise MissingTopicError(
-                f"episode {episode_id} ({metadata}) has no {JOINT_STATES_TOPIC} messages; "
-                f"it has {', '.join(sorted(t for t in topics if reader.message_count(t) > 0)) or 'none'}"
-            )
-        arm_indexer = _JointIndexer(spec.joint_names)
-        gripper_indexer = _JointIndexer(spec.driven_gripper_joints)
-        trajectory_indexer = _JointIndexer(spec.joint_names)
-        collected: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in present}
-        gripper_times: list[int] = []
-        gripper_values: list[Any] = []
-        camera_times: list[int] = []
-        camera_ordinals: list[int] = []
-        camera_size: tuple[int, int] | None = None
-        skipped: dict[str, int] = {}
-        camera_count = 0
+        present = _present_topics(reader, episode_id, metadata)
+        streams = _StreamCollector(reader, episode_id, robot, present)
         for message in reader.messages(present, decode=False):
             topic, stamp = message.topic, message.timestamp_ns
             decoded = _decode(reader, topic, message.msgtype, stamp, message.message)  # type: ignore[arg-type]
-            times, values = collected[topic]
-            if topic == JOINT_STATES_TOPIC:
-                positions = np.asarray(decoded.position, dtype=np.float64)
-                names = list(decoded.name)
-                if len(positions) != len(names):
-                    skipped[topic] = skipped.get(topic, 0) + 1
-                    continue
-                arm_index = arm_indexer.indices(names)
-                if arm_index is not None:
-                    times.append(stamp)
-                    values.append(positions[arm_index])
-                if robot.has_gripper:
-                    grip_index = gripper_indexer.indices(names)
-                    if grip_index is not None:
-                        gripper_times.append(stamp)
-                        gripper_values.append(positions[grip_index])  # normalised once, below
-                if arm_index is None and (not robot.has_gripper or gripper_indexer.indices(names) is None):
-                    skipped[topic] = skipped.get(topic, 0) + 1
-            elif topic == FORWARD_COMMAND_TOPIC:
-                data = np.asarray(decoded.data, dtype=np.float64)
-                if data.shape[0] != spec.dof:
-                    raise ExportError(
-                        f"episode {episode_id}: {topic} at {stamp} ns has {data.shape[0]} values, expected "
-                        f"{spec.dof} (the arm's joints; give the controller's joint order with --command-joints)"
-                    )
-                command = np.empty(spec.dof)
-                command[robot.command_order] = data
-                times.append(stamp)
-                values.append(command)
-            elif topic == TRAJECTORY_COMMAND_TOPIC:
-                index = trajectory_indexer.indices(list(decoded.joint_names))
-                if index is None or not decoded.points:
-                    skipped[topic] = skipped.get(topic, 0) + 1
-                    continue
-                positions = np.asarray(decoded.points[0].positions, dtype=np.float64)
-                if positions.shape[0] != len(decoded.joint_names):
-                    skipped[topic] = skipped.get(topic, 0) + 1
-                    continue
-                times.append(stamp)
-                values.append(positions[index])
-            elif topic == GRIPPER_COMMAND_TOPIC:
-                if not robot.has_gripper and robot.gripper_mode != "normalized":
-                    continue
-                data = np.asarray(decoded.data, dtype=np.float64)
-                expected = 1 if robot.gripper_mode == "normalized" else robot.gripper_open.size
-                if data.shape[0] != expected:
-                    raise ExportError(
-                        f"episode {episode_id}: {topic} at {stamp} ns has {data.shape[0]} values, expected {expected} "
-                        f"({'a normalized command' if expected == 1 else 'the driven gripper joints'}; see "
-                        "--gripper-command)"
-                    )
-                times.append(stamp)
-                values.append(data)  # normalised once, below
-            elif topic == TARGET_POINT_TOPIC:
-                point = decoded.point
-                times.append(stamp)
-                values.append([point.x, point.y, point.z])
-            elif topic == CAMERA_TOPIC:
-                where = f"episode {episode_id}: {reader.bag_path} image at {stamp} ns"
-                image = image_to_rgb(decoded, where)
-                size = (image.shape[0], image.shape[1])
-                if camera_size is None:
-                    camera_size = size
-                elif size != camera_size:
-                    raise ExportError(
-                        f"{where} is {size[1]}x{size[0]}, the episode's first was {camera_size[1]}x{camera_size[0]}"
-                    )
-                camera_times.append(stamp)
-                camera_ordinals.append(camera_count)
-                camera_count += 1
+            streams.add(topic, stamp, decoded)
+    return _recorded_from(manifest, consent, robot, streams, metadata, reader.path)
+
+
+def _recorded_from(
+    manifest: EpisodeManifest,
+    consent: dict[str, Any],
+    robot: _Robot,
+    streams: _StreamCollector,
+    metadata: Path,
+    path: Path,
+) -> _Recorded:
+    """The episode's series built from the collected messages, once the bag is closed."""
+    episode_id = manifest.episode_id
+    spec = robot.arm.spec
+    collected = streams.collected
     joint_times, joint_values = collected[JOINT_STATES_TOPIC]
     if not joint_times:
         raise MissingTopicError(
@@ -621,14 +687,15 @@ def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[
             command, source = _Series.build(*collected[topic]), topic
             break
     camera = None
-    if camera_times and camera_size is not None:
-        stamps = np.asarray(camera_times, dtype=np.int64)
+    if streams.camera_times and streams.camera_size is not None:
+        stamps = np.asarray(streams.camera_times, dtype=np.int64)
         keep = np.append(np.diff(stamps) != 0, True)
-        camera = _Camera(stamps[keep], np.asarray(camera_ordinals, dtype=np.int64)[keep], *camera_size)
-    source_bytes = sum(p.stat().st_size for p in reader.path.iterdir() if p.is_file())
+        camera = _Camera(stamps[keep], np.asarray(streams.camera_ordinals, dtype=np.int64)[keep], *streams.camera_size)
+    source_bytes = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    gripper_times, gripper_values = streams.gripper_times, streams.gripper_values
     return _Recorded(
         manifest=manifest,
-        path=reader.path,
+        path=path,
         consent=consent,
         joints=_Series.build(joint_times, joint_values),
         gripper=_normalized(robot, _Series.build(gripper_times, gripper_values)) if gripper_times else None,
@@ -645,7 +712,7 @@ def _read_episode(store: EpisodeStore, manifest: EpisodeManifest, consent: dict[
             else None
         ),
         camera=camera,
-        skipped=skipped,
+        skipped=streams.skipped,
         source_bytes=source_bytes,
     )
 
@@ -884,6 +951,193 @@ def _summary_line(exclusions: Sequence[Exclusion], limit: int = 3) -> str:
     return shown + more
 
 
+def _check_options(
+    fps: int, codec: str, gripper_command: str, min_segment_s: float, episode_ids: Sequence[str]
+) -> None:
+    """Refuse bad options of :func:`export_episodes` before anything is read."""
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps <= 0:
+        raise ExportError(f"fps: expected a positive whole number of frames per second, found {fps!r}")
+    if codec not in CODECS:
+        raise ExportError(f"codec: expected one of {', '.join(CODECS)}, found {codec!r}")
+    if gripper_command not in GRIPPER_COMMAND_MODES:
+        raise ExportError(
+            f"gripper command: expected one of {', '.join(GRIPPER_COMMAND_MODES)}, found {gripper_command!r}"
+        )
+    if not math.isfinite(min_segment_s) or min_segment_s < 0:
+        raise ExportError(f"minimum segment length: expected seconds >= 0, found {min_segment_s}")
+    if not episode_ids:
+        raise ExportError("no episodes to export: name episode ids (see `robot-brain data ls`) or use --all")
+
+
+def _output_folder(layout: DataLayout, out: str | os.PathLike[str]) -> Path:
+    """The absolute output folder, refused when it is inside the episodes or consent folders or not empty."""
+    target = Path(os.path.abspath(os.fspath(out)))
+    for folder, what in ((layout.episodes_dir, "episodes"), (layout.consent_dir, "consent registry")):
+        if path_inside(target, folder):
+            raise ExportError(f"--out {target} is inside the data root's {what} folder {folder}: choose another folder")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ExportError(f"--out {target}: expected a new or empty folder, found an existing one with files in it")
+    return target
+
+
+def _choose_episodes(
+    store: EpisodeStore,
+    registry: ConsentRegistry,
+    episode_ids: Sequence[str],
+    scopes: list[str],
+    moment: datetime,
+) -> tuple[list[Exclusion], list[tuple[EpisodeManifest, dict[str, Any]]]]:
+    """(the exclusions, the manifests with their consent) by state and consent now; raises when none is left."""
+    excluded: list[Exclusion] = []
+    chosen: list[tuple[EpisodeManifest, dict[str, Any]]] = []
+    for episode_id in dict.fromkeys(episode_ids):
+        manifest = store.load_manifest(episode_id)
+        exclusion = _state_exclusion(store, manifest)
+        consent: dict[str, Any] = {}
+        if exclusion is None:
+            exclusion, consent = _consent_exclusion(registry, manifest, scopes, moment)
+        if exclusion is not None:
+            excluded.append(exclusion)
+        else:
+            chosen.append((manifest, consent))
+    if not chosen:
+        raise ExportError(f"nothing to export: every episode was excluded ({_summary_line(excluded)})")
+    return excluded, chosen
+
+
+def _require_one_robot(
+    store: EpisodeStore, chosen: Sequence[tuple[EpisodeManifest, dict[str, Any]]]
+) -> EpisodeManifest:
+    """The first chosen manifest, after checking that all were recorded on its robot, description unchanged."""
+    first = chosen[0][0]
+    for manifest, _ in chosen[1:]:
+        if _robot_key(manifest) != _robot_key(first):
+            raise ExportError(
+                f"episodes {first.episode_id} and {manifest.episode_id} were recorded on different robots: "
+                f"{_describe_robot(first)} and {_describe_robot(manifest)}; a LeRobot dataset holds one robot: "
+                "export each robot separately (--all --robot NAME)"
+            )
+    for manifest, _ in chosen:
+        _check_description(store, manifest)
+    return first
+
+
+def _read_chosen(
+    store: EpisodeStore,
+    chosen: Sequence[tuple[EpisodeManifest, dict[str, Any]]],
+    robot: _Robot,
+    excluded: list[Exclusion],
+    progress: Callable[[str], None] | None,
+) -> list[_Recorded]:
+    """Every chosen bag read completely; those without arm commands go to ``excluded``; raises when none is left."""
+    recorded: list[_Recorded] = []
+    for manifest, consent in chosen:
+        if progress is not None:
+            progress(f"reading {manifest.episode_id}")
+        episode = _read_episode(store, manifest, consent, robot)
+        if episode.command is None:
+            excluded.append(
+                Exclusion(
+                    manifest.episode_id,
+                    "no arm commands",
+                    f"neither {FORWARD_COMMAND_TOPIC} nor {TRAJECTORY_COMMAND_TOPIC} has a message: "
+                    "no action to export",
+                    manifest.operator,
+                    manifest.operator_kind,
+                )
+            )
+            continue
+        recorded.append(episode)
+    if not recorded:
+        raise ExportError(f"nothing to export: every episode was excluded ({_summary_line(excluded)})")
+    return recorded
+
+
+def _resample_recorded(
+    recorded: Sequence[_Recorded], plan: _Plan, fps: int, min_frames: int, excluded: list[Exclusion]
+) -> list[tuple[_Recorded, Any, Callable[[np.ndarray], np.ndarray]]]:
+    """Each episode on the frame grid, drops keyed as in the report; empty ones to ``excluded``, raises if none left."""
+    resampled = []
+    for episode in recorded:
+        result, seconds = _resample_episode(episode, plan, fps, min_frames)
+        dropped: dict[str, int] = {}
+        for reason, count in result.report.dropped_by_reason.items():
+            key = _drop_reason(reason)
+            dropped[key] = dropped.get(key, 0) + count
+        result.report.dropped_by_reason = dropped
+        if not result.segments:
+            excluded.append(
+                Exclusion(
+                    episode.manifest.episode_id,
+                    "no frame kept",
+                    result.report.summary(),
+                    episode.manifest.operator,
+                    episode.manifest.operator_kind,
+                )
+            )
+            continue
+        resampled.append((episode, result, seconds))
+    if not resampled:
+        raise ExportError(f"nothing to export: every episode was excluded ({_summary_line(excluded)})")
+    return resampled
+
+
+def _export_options(
+    fps: int, codec: str, command_joints: Sequence[str] | None, gripper_command: str, min_segment_s: float
+) -> dict[str, Any]:
+    """The options the export was run with, as recorded so ``data purge --rebuild`` can run it again."""
+    return {
+        "fps": fps,
+        "codec": codec,
+        "command_joints": list(command_joints) if command_joints is not None else None,
+        "gripper_command": gripper_command,
+        "min_segment_s": min_segment_s,
+    }
+
+
+def _export_record(
+    layout: DataLayout,
+    report: ExportReport,
+    scopes: list[str],
+    leaves: bool,
+    excluded: Sequence[Exclusion],
+    options: dict[str, Any],
+    resampled: Sequence[tuple[_Recorded, Any, Callable[[np.ndarray], np.ndarray]]],
+    plan: _Plan,
+    min_frames: int,
+) -> dict[str, Any]:
+    """The export's own record in ``meta/provenance.json``, built once every episode is written (it sums them)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "data_root": str(layout.root),
+        "consent_checked_at": report.consent_checked_at,
+        "consent_scopes_required": scopes,
+        "leaves_data_root": leaves,
+        "source_episodes": [e.episode_id for e in report.episodes],
+        "excluded": [exclusion.to_json() for exclusion in excluded],
+        "options": options,
+        "timing": {
+            "clock": "bag receive time (ns), every topic on one clock",
+            "joint_tolerance_s": JOINT_TOLERANCE_S,
+            "camera_tolerance_s": max(
+                (camera_tolerance_s(e.camera.times) for e, _, _ in resampled if e.camera is not None),
+                default=CAMERA_TOLERANCE_S,
+            ),
+            "camera_tolerance": f"{CAMERA_TOLERANCE_S} s or {CAMERA_TOLERANCE_PERIODS} camera periods, "
+            "whichever is longer (the largest of the episodes above)",
+            "target": f"previous value held (counted when older than {TARGET_FRESH_S} s)",
+            "command": "previous value held",
+            "min_segment_frames": min_frames,
+        },
+        "omitted_features": dict(plan.omitted),
+        "resampling": {
+            "grid_frames": report.grid_frames,
+            "kept_frames": report.frames,
+            "dropped_by_reason": dict(report.dropped_by_reason),
+        },
+    }
+
+
 def export_episodes(
     data_root: str | os.PathLike[str] | DataLayout | None,
     episode_ids: Sequence[str],
@@ -916,24 +1170,8 @@ def export_episodes(
     started = time.perf_counter()
     layout = DataLayout.resolve(data_root)
     layout.require_root()
-    if isinstance(fps, bool) or not isinstance(fps, int) or fps <= 0:
-        raise ExportError(f"fps: expected a positive whole number of frames per second, found {fps!r}")
-    if codec not in CODECS:
-        raise ExportError(f"codec: expected one of {', '.join(CODECS)}, found {codec!r}")
-    if gripper_command not in GRIPPER_COMMAND_MODES:
-        raise ExportError(
-            f"gripper command: expected one of {', '.join(GRIPPER_COMMAND_MODES)}, found {gripper_command!r}"
-        )
-    if not math.isfinite(min_segment_s) or min_segment_s < 0:
-        raise ExportError(f"minimum segment length: expected seconds >= 0, found {min_segment_s}")
-    if not episode_ids:
-        raise ExportError("no episodes to export: name episode ids (see `robot-brain data ls`) or use --all")
-    target = Path(os.path.abspath(os.fspath(out)))
-    for folder, what in ((layout.episodes_dir, "episodes"), (layout.consent_dir, "consent registry")):
-        if path_inside(target, folder):
-            raise ExportError(f"--out {target} is inside the data root's {what} folder {folder}: choose another folder")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ExportError(f"--out {target}: expected a new or empty folder, found an existing one with files in it")
+    _check_options(fps, codec, gripper_command, min_segment_s, episode_ids)
+    target = _output_folder(layout, out)
     leaves = not path_inside(target, layout.root)
     scopes = ["train", "export"] if leaves else ["train"]
     moment = require_aware(now, "now") if now is not None else utc_now()
@@ -941,79 +1179,17 @@ def export_episodes(
     registry = ConsentRegistry(layout)
 
     # 1. Manifests, states and consent: who may be exported, and why the others are not.
-    excluded: list[Exclusion] = []
-    chosen: list[tuple[EpisodeManifest, dict[str, Any]]] = []
-    for episode_id in dict.fromkeys(episode_ids):
-        manifest = store.load_manifest(episode_id)
-        exclusion = _state_exclusion(store, manifest)
-        consent: dict[str, Any] = {}
-        if exclusion is None:
-            exclusion, consent = _consent_exclusion(registry, manifest, scopes, moment)
-        if exclusion is not None:
-            excluded.append(exclusion)
-        else:
-            chosen.append((manifest, consent))
-    if not chosen:
-        raise ExportError(f"nothing to export: every episode was excluded ({_summary_line(excluded)})")
+    excluded, chosen = _choose_episodes(store, registry, episode_ids, scopes, moment)
 
     # 2. One robot per dataset.
-    first = chosen[0][0]
-    for manifest, _ in chosen[1:]:
-        if _robot_key(manifest) != _robot_key(first):
-            raise ExportError(
-                f"episodes {first.episode_id} and {manifest.episode_id} were recorded on different robots: "
-                f"{_describe_robot(first)} and {_describe_robot(manifest)}; a LeRobot dataset holds one robot: "
-                "export each robot separately (--all --robot NAME)"
-            )
-    for manifest, _ in chosen:
-        _check_description(store, manifest)
+    first = _require_one_robot(store, chosen)
     robot = _load_robot(store, first, command_joints, gripper_command)
 
     # 3. Every bag read completely before anything is written.
-    recorded: list[_Recorded] = []
-    for manifest, consent in chosen:
-        if progress is not None:
-            progress(f"reading {manifest.episode_id}")
-        episode = _read_episode(store, manifest, consent, robot)
-        if episode.command is None:
-            excluded.append(
-                Exclusion(
-                    manifest.episode_id,
-                    "no arm commands",
-                    f"neither {FORWARD_COMMAND_TOPIC} nor {TRAJECTORY_COMMAND_TOPIC} has a message: "
-                    "no action to export",
-                    manifest.operator,
-                    manifest.operator_kind,
-                )
-            )
-            continue
-        recorded.append(episode)
-    if not recorded:
-        raise ExportError(f"nothing to export: every episode was excluded ({_summary_line(excluded)})")
+    recorded = _read_chosen(store, chosen, robot, excluded, progress)
     plan = _plan_features(robot, recorded)
     min_frames = max(1, math.ceil(min_segment_s * fps - 1e-9))
-    resampled = []
-    for episode in recorded:
-        result, seconds = _resample_episode(episode, plan, fps, min_frames)
-        dropped: dict[str, int] = {}
-        for reason, count in result.report.dropped_by_reason.items():
-            key = _drop_reason(reason)
-            dropped[key] = dropped.get(key, 0) + count
-        result.report.dropped_by_reason = dropped
-        if not result.segments:
-            excluded.append(
-                Exclusion(
-                    episode.manifest.episode_id,
-                    "no frame kept",
-                    result.report.summary(),
-                    episode.manifest.operator,
-                    episode.manifest.operator_kind,
-                )
-            )
-            continue
-        resampled.append((episode, result, seconds))
-    if not resampled:
-        raise ExportError(f"nothing to export: every episode was excluded ({_summary_line(excluded)})")
+    resampled = _resample_recorded(recorded, plan, fps, min_frames, excluded)
 
     # 4. Write: each segment one dataset episode, staged completely by the LeRobot writer.
     report = ExportReport(
@@ -1031,46 +1207,12 @@ def export_episodes(
         required_scopes=scopes,
         leaves_data_root=leaves,
     )
-    options = {
-        "fps": fps,
-        "codec": codec,
-        "command_joints": list(command_joints) if command_joints is not None else None,
-        "gripper_command": gripper_command,
-        "min_segment_s": min_segment_s,
-    }
+    options = _export_options(fps, codec, command_joints, gripper_command, min_segment_s)
     writer = lerobot.create(target, fps, plan.features, robot_type=first.robot.name or None, codec=codec)
     try:
         for episode, result, seconds in resampled:
             _write_episode(writer, robot, plan, store, episode, result, seconds, report, progress)
-        export_record = {
-            "format": EXPORT_FORMAT,
-            "data_root": str(layout.root),
-            "consent_checked_at": report.consent_checked_at,
-            "consent_scopes_required": scopes,
-            "leaves_data_root": leaves,
-            "source_episodes": [e.episode_id for e in report.episodes],
-            "excluded": [exclusion.to_json() for exclusion in excluded],
-            "options": options,
-            "timing": {
-                "clock": "bag receive time (ns), every topic on one clock",
-                "joint_tolerance_s": JOINT_TOLERANCE_S,
-                "camera_tolerance_s": max(
-                    (camera_tolerance_s(e.camera.times) for e, _, _ in resampled if e.camera is not None),
-                    default=CAMERA_TOLERANCE_S,
-                ),
-                "camera_tolerance": f"{CAMERA_TOLERANCE_S} s or {CAMERA_TOLERANCE_PERIODS} camera periods, "
-                "whichever is longer (the largest of the episodes above)",
-                "target": f"previous value held (counted when older than {TARGET_FRESH_S} s)",
-                "command": "previous value held",
-                "min_segment_frames": min_frames,
-            },
-            "omitted_features": dict(plan.omitted),
-            "resampling": {
-                "grid_frames": report.grid_frames,
-                "kept_frames": report.frames,
-                "dropped_by_reason": dict(report.dropped_by_reason),
-            },
-        }
+        export_record = _export_record(layout, report, scopes, leaves, excluded, options, resampled, plan, min_frames)
         summary = writer.finalize(export=export_record, title=title)
     except UserError as error:
         raise ExportError(

@@ -164,6 +164,14 @@ class _FrameSampler:
             self.samples.append(feature_stats.downsample_for_stats(frame).copy())
 
 
+def _add_stats_columns(rows: list[dict[str, Any]], episode_stats: list[dict[str, dict[str, np.ndarray]]]) -> None:
+    """Add each episode's statistics to its ``meta/episodes`` row as ``stats/<feature>/<stat>`` columns."""
+    for row, ep_stats in zip(rows, episode_stats, strict=True):
+        for name, values in feature_stats.to_json(ep_stats).items():
+            for stat, value in values.items():
+                row[f"stats/{name}/{stat}"] = value
+
+
 class LeRobotWriter:
     """Writes one LeRobot v3.0 dataset, episode by episode; made by :func:`create` or :func:`resume`."""
 
@@ -338,35 +346,8 @@ class LeRobotWriter:
             table = self._episode_table(prepared, length, episode_index, dataset_from, task_index)
             pq.write_table(table, temporary / "data.parquet", compression="snappy", use_dictionary=True)
             fsync_file(temporary / "data.parquet")
-            episode_stats: dict[str, dict[str, np.ndarray]] = {}
-            video_frames: dict[str, int] = {}
-            samples: dict[str, np.ndarray] = {}
-            for key, frames in frames_by_key.items():
-                height, width, _ = self.user_features[key]["shape"]
-                sampler = _FrameSampler(length)
-                path = temporary / f"{key}.mp4"
-                video_frames[key] = encode_frames(
-                    path,
-                    frames,
-                    fps=self.fps,
-                    height=height,
-                    width=width,
-                    encoding=self.encoding,
-                    expected_frames=length,
-                    on_frame=sampler,
-                )
-                fsync_file(path)
-                samples[key] = np.stack(sampler.samples)
-            for key, spec in self.features.items():
-                if spec["dtype"] == "video":
-                    episode_stats[key] = feature_stats.image_stats(samples[key])
-                else:
-                    values = table.column(key).combine_chunks()
-                    if pa.types.is_fixed_size_list(values.type):
-                        array = values.flatten().to_numpy(zero_copy_only=False).reshape(length, -1)
-                    else:
-                        array = values.to_numpy(zero_copy_only=False)
-                    episode_stats[key] = feature_stats.vector_stats(array)
+            video_frames, samples = self._encode_episode_videos(temporary, frames_by_key, length)
+            episode_stats = self._episode_stats(table, samples, length)
             meta = {
                 "episode_index": episode_index,
                 "task": task,
@@ -379,10 +360,7 @@ class LeRobotWriter:
                 "provenance": source,
                 "staged": format_time(utc_now()),
             }
-            atomic_write_bytes(temporary / "episode.json", json_bytes(meta), mode=None)
-            fsync_directory(temporary)
-            os.rename(temporary, self._staging / _episode_dir_name(episode_index))
-            fsync_directory(self._staging)
+            self._commit_staged_episode(temporary, episode_index, meta)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
@@ -398,6 +376,54 @@ class LeRobotWriter:
             dataset_to_index=dataset_from + length,
             video_frames=video_frames,
         )
+
+    def _encode_episode_videos(
+        self, temporary: Path, frames_by_key: Mapping[str, Any], length: int
+    ) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        """Encode and fsync one MP4 per camera in ``temporary``; (frames encoded, stacked stats samples) by key."""
+        video_frames: dict[str, int] = {}
+        samples: dict[str, np.ndarray] = {}
+        for key, frames in frames_by_key.items():
+            height, width, _ = self.user_features[key]["shape"]
+            sampler = _FrameSampler(length)
+            path = temporary / f"{key}.mp4"
+            video_frames[key] = encode_frames(
+                path,
+                frames,
+                fps=self.fps,
+                height=height,
+                width=width,
+                encoding=self.encoding,
+                expected_frames=length,
+                on_frame=sampler,
+            )
+            fsync_file(path)
+            samples[key] = np.stack(sampler.samples)
+        return video_frames, samples
+
+    def _episode_stats(
+        self, table: pa.Table, samples: Mapping[str, np.ndarray], length: int
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Per-feature statistics of one episode: image stats from the sampled frames, vector stats from the table."""
+        episode_stats: dict[str, dict[str, np.ndarray]] = {}
+        for key, spec in self.features.items():
+            if spec["dtype"] == "video":
+                episode_stats[key] = feature_stats.image_stats(samples[key])
+            else:
+                values = table.column(key).combine_chunks()
+                if pa.types.is_fixed_size_list(values.type):
+                    array = values.flatten().to_numpy(zero_copy_only=False).reshape(length, -1)
+                else:
+                    array = values.to_numpy(zero_copy_only=False)
+                episode_stats[key] = feature_stats.vector_stats(array)
+        return episode_stats
+
+    def _commit_staged_episode(self, temporary: Path, episode_index: int, meta: Mapping[str, Any]) -> None:
+        """Write ``episode.json``, fsync the temporary folder and rename it into ``.staging/`` (then fsync that)."""
+        atomic_write_bytes(temporary / "episode.json", json_bytes(meta), mode=None)
+        fsync_directory(temporary)
+        os.rename(temporary, self._staging / _episode_dir_name(episode_index))
+        fsync_directory(self._staging)
 
     def _episode_table(
         self, columns: Mapping[str, np.ndarray], length: int, episode_index: int, dataset_from: int, task_index: int
@@ -447,9 +473,7 @@ class LeRobotWriter:
         if not self._episodes:
             raise DatasetFormatError(f"{self.root}: no episode was added; nothing to finalize")
         check_no_personal_data(dict(export or {}), "export")
-        for name in ("data", "videos", "meta"):
-            shutil.rmtree(self.root / name, ignore_errors=True)
-        (self.root / "README.md").unlink(missing_ok=True)
+        self._remove_finalized_output()
         folders = [self._staging / _episode_dir_name(e["episode_index"]) for e in self._episodes]
         rows: list[dict[str, Any]] = [
             {"episode_index": e["episode_index"], "tasks": [e["task"]], "length": e["length"]} for e in self._episodes
@@ -460,42 +484,17 @@ class LeRobotWriter:
         for key in video_keys(self.features):
             video_files[key], video_info[key] = self._write_video_files(key, folders, rows)
         episode_stats = [feature_stats.from_json(e["stats"]) for e in self._episodes]
-        for row, ep_stats in zip(rows, episode_stats, strict=True):
-            for name, values in feature_stats.to_json(ep_stats).items():
-                for stat, value in values.items():
-                    row[f"stats/{name}/{stat}"] = value
+        _add_stats_columns(rows, episode_stats)
         self._write_episode_files(rows)
         self._write_table(TASKS_PATH, tasks_table(self._tasks))
         atomic_write_bytes(
             self.root / STATS_PATH, json_bytes(feature_stats.to_json(feature_stats.aggregate(episode_stats))), mode=None
         )
 
-        features = json.loads(json.dumps(self.features))
-        for key, extra in video_info.items():
-            features[key]["info"] = {**features[key].get("info", {}), **extra}
-        info = {
-            "codebase_version": CODEBASE_VERSION,
-            "fps": self.fps,
-            "features": features,
-            "total_episodes": self.num_episodes,
-            "total_frames": self.num_frames,
-            "total_tasks": len(self._tasks),
-            "chunks_size": self.chunks_size,
-            "data_files_size_in_mb": self.data_files_size_in_mb,
-            "video_files_size_in_mb": self.video_files_size_in_mb,
-            "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH,
-            "robot_type": self.robot_type,
-            "splits": {"train": f"0:{self.num_episodes}"},
-        }
-        info_content = json_bytes(info)
-        episodes_provenance = [
-            {"episode_index": e["episode_index"], "length": e["length"], "task": e["task"], "source": e["provenance"]}
-            for e in self._episodes
-        ]
+        info_content = json_bytes(self._info_document(video_info))
         document = write_provenance(
             self.root,
-            episodes_provenance,
+            self._episodes_provenance(),
             software=software,
             export=export,
             info_bytes=info_content,
@@ -519,6 +518,40 @@ class LeRobotWriter:
             content_hash=document["content_hash"]["value"],
             video_frames={key: sum(e["video_frames"][key] for e in self._episodes) for key in video_files},
         )
+
+    def _remove_finalized_output(self) -> None:
+        """Remove what an earlier, interrupted finalize may have written: ``data``, ``videos``, ``meta``, the card."""
+        for name in ("data", "videos", "meta"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        (self.root / "README.md").unlink(missing_ok=True)
+
+    def _info_document(self, video_info: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """The ``meta/info.json`` document, with each video feature's info completed from its written files."""
+        features = json.loads(json.dumps(self.features))
+        for key, extra in video_info.items():
+            features[key]["info"] = {**features[key].get("info", {}), **extra}
+        return {
+            "codebase_version": CODEBASE_VERSION,
+            "fps": self.fps,
+            "features": features,
+            "total_episodes": self.num_episodes,
+            "total_frames": self.num_frames,
+            "total_tasks": len(self._tasks),
+            "chunks_size": self.chunks_size,
+            "data_files_size_in_mb": self.data_files_size_in_mb,
+            "video_files_size_in_mb": self.video_files_size_in_mb,
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH,
+            "robot_type": self.robot_type,
+            "splits": {"train": f"0:{self.num_episodes}"},
+        }
+
+    def _episodes_provenance(self) -> list[dict[str, Any]]:
+        """One provenance entry per staged episode (index, length, task, source) for ``meta/provenance.json``."""
+        return [
+            {"episode_index": e["episode_index"], "length": e["length"], "task": e["task"], "source": e["provenance"]}
+            for e in self._episodes
+        ]
 
     def _write_table(self, relative: str, table: pa.Table) -> None:
         target = self.root / relative

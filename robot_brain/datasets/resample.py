@@ -193,6 +193,121 @@ def _sample(
     return bracket_ok | exact | end_ok, index, weight
 
 
+def _check_resample_arguments(streams: Sequence[Stream], fps: int) -> list[str]:
+    """Refuse a bad ``fps``, no streams or repeated stream names; return the stream names in order."""
+    if isinstance(fps, bool) or int(fps) != fps or fps <= 0:
+        raise ResampleError(f"expected fps as a positive integer, found {fps!r}")
+    if not streams:
+        raise ResampleError("expected at least one stream, found none")
+    names = [s.name for s in streams]
+    if len(set(names)) != len(names):
+        raise ResampleError(f"expected distinct stream names, found {names}")
+    return names
+
+
+def _frame_grid(
+    checked: Sequence[tuple[Stream, np.ndarray, np.ndarray | None]],
+    fps: int,
+    start_s: float | None,
+    end_s: float | None,
+) -> tuple[float, int, np.ndarray]:
+    """(start time, frame count, grid times ``start + k / fps``) spanning the streams or the given start and end."""
+    first = min(float(stamps[0]) for _, stamps, _ in checked) if start_s is None else float(start_s)
+    last = max(float(stamps[-1]) for _, stamps, _ in checked) if end_s is None else float(end_s)
+    if last < first:
+        raise ResampleError(f"expected end {last:.6f} s >= start {first:.6f} s")
+    count = int(np.floor((last - first) * fps + 1e-9)) + 1
+    grid = first + np.arange(count) / fps
+    return first, count, grid
+
+
+def _sample_streams(
+    checked: Sequence[tuple[Stream, np.ndarray, np.ndarray | None]], grid: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, int]]:
+    """(kept mask, first missing stream's position or -1 per frame, (index, weight) and missed frames by stream)."""
+    keep = np.ones(count, dtype=bool)
+    reason_of = np.full(count, -1)
+    sampled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    missing_by_stream: dict[str, int] = {}
+    for position, (stream, stamps, _values) in enumerate(checked):
+        valid, index, weight = _sample(stamps, grid, stream.method, float(stream.tolerance_s))
+        missing_by_stream[stream.name] = int((~valid).sum())
+        reason_of[(~valid) & keep] = position
+        keep &= valid
+        sampled[stream.name] = (index, weight)
+    return keep, reason_of, sampled, missing_by_stream
+
+
+def _dropped_by_stream(
+    checked: Sequence[tuple[Stream, np.ndarray, np.ndarray | None]], reason_of: np.ndarray
+) -> dict[str, int]:
+    """Dropped frames counted under the first stream that missed them, keyed by a readable reason."""
+    dropped_by_reason: dict[str, int] = {}
+    for position, (stream, _stamps, _values) in enumerate(checked):
+        dropped = int((reason_of == position).sum())
+        if dropped:
+            dropped_by_reason[f"{stream.name}: no sample within {stream.tolerance_s:g} s ({stream.method})"] = dropped
+    return dropped_by_reason
+
+
+def _kept_runs(keep: np.ndarray, min_segment_frames: int) -> tuple[list[tuple[int, int]], int]:
+    """(``[begin, end)`` runs of kept frames at least ``min_segment_frames`` long, frames in shorter runs)."""
+    runs: list[tuple[int, int]] = []
+    short_frames = 0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], keep.astype(np.int8), [0]))))
+    for begin, end in zip(edges[0::2], edges[1::2], strict=True):
+        if end - begin >= min_segment_frames:
+            runs.append((int(begin), int(end)))
+        else:
+            short_frames += int(end - begin)
+    return runs, short_frames
+
+
+def _resampled_values(stream: Stream, values: np.ndarray, chosen: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """One stream's values at the chosen samples, interpolated with ``weight`` for ``linear`` streams."""
+    if stream.method == "linear":
+        low = values[chosen].astype(np.float64)
+        high = values[np.minimum(chosen + 1, values.shape[0] - 1)].astype(np.float64)
+        w = weight.reshape(-1, *([1] * (values.ndim - 1)))
+        return low + (high - low) * w
+    return values[chosen]
+
+
+def _build_segments(
+    checked: Sequence[tuple[Stream, np.ndarray, np.ndarray | None]],
+    sampled: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    grid: np.ndarray,
+    runs: Sequence[tuple[int, int]],
+    fps: int,
+    names: Sequence[str],
+) -> tuple[list[Segment], dict[str, int]]:
+    """(one segment per run with its chosen indices and values, repeated-sample counts by stream)."""
+    segments: list[Segment] = []
+    repeated = dict.fromkeys(names, 0)
+    for begin, end in runs:
+        span = slice(begin, end)
+        indices: dict[str, np.ndarray] = {}
+        values_out: dict[str, np.ndarray] = {}
+        for stream, _stamps, values in checked:
+            index, weight = sampled[stream.name]
+            chosen = index[span].astype(np.int64)
+            indices[stream.name] = chosen
+            repeated[stream.name] += int(np.sum(chosen[1:] == chosen[:-1]))
+            if values is None:
+                continue
+            values_out[stream.name] = _resampled_values(stream, values, chosen, weight[span])
+        segments.append(
+            Segment(
+                start_s=float(grid[begin]),
+                timestamps=np.arange(end - begin) / fps,
+                grid_indices=np.arange(begin, end),
+                indices=indices,
+                values=values_out,
+            )
+        )
+    return segments, repeated
+
+
 def resample(
     streams: Sequence[Stream],
     fps: int,
@@ -207,75 +322,15 @@ def resample(
     stream that starts late or stops early shows up as dropped frames; pass the episode's
     recorded start and end to count against its full span.
     """
-    if isinstance(fps, bool) or int(fps) != fps or fps <= 0:
-        raise ResampleError(f"expected fps as a positive integer, found {fps!r}")
-    if not streams:
-        raise ResampleError("expected at least one stream, found none")
-    names = [s.name for s in streams]
-    if len(set(names)) != len(names):
-        raise ResampleError(f"expected distinct stream names, found {names}")
+    names = _check_resample_arguments(streams, fps)
     checked = [(_stream, *_check_stream(_stream)) for _stream in streams]
-    first = min(float(stamps[0]) for _, stamps, _ in checked) if start_s is None else float(start_s)
-    last = max(float(stamps[-1]) for _, stamps, _ in checked) if end_s is None else float(end_s)
-    if last < first:
-        raise ResampleError(f"expected end {last:.6f} s >= start {first:.6f} s")
-    count = int(np.floor((last - first) * fps + 1e-9)) + 1
-    grid = first + np.arange(count) / fps
-
-    keep = np.ones(count, dtype=bool)
-    reason_of = np.full(count, -1)
-    sampled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    missing_by_stream: dict[str, int] = {}
-    for position, (stream, stamps, _values) in enumerate(checked):
-        valid, index, weight = _sample(stamps, grid, stream.method, float(stream.tolerance_s))
-        missing_by_stream[stream.name] = int((~valid).sum())
-        reason_of[(~valid) & keep] = position
-        keep &= valid
-        sampled[stream.name] = (index, weight)
-
-    dropped_by_reason: dict[str, int] = {}
-    for position, (stream, _stamps, _values) in enumerate(checked):
-        dropped = int((reason_of == position).sum())
-        if dropped:
-            dropped_by_reason[f"{stream.name}: no sample within {stream.tolerance_s:g} s ({stream.method})"] = dropped
-
-    runs: list[tuple[int, int]] = []
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], keep.astype(np.int8), [0]))))
-    for begin, end in zip(edges[0::2], edges[1::2], strict=True):
-        if end - begin >= min_segment_frames:
-            runs.append((int(begin), int(end)))
-        else:
-            dropped_by_reason[SHORT_SEGMENT] = dropped_by_reason.get(SHORT_SEGMENT, 0) + int(end - begin)
-
-    segments: list[Segment] = []
-    repeated = dict.fromkeys(names, 0)
-    for begin, end in runs:
-        span = slice(begin, end)
-        indices: dict[str, np.ndarray] = {}
-        values_out: dict[str, np.ndarray] = {}
-        for stream, _stamps, values in checked:
-            index, weight = sampled[stream.name]
-            chosen = index[span].astype(np.int64)
-            indices[stream.name] = chosen
-            repeated[stream.name] += int(np.sum(chosen[1:] == chosen[:-1]))
-            if values is None:
-                continue
-            if stream.method == "linear":
-                low = values[chosen].astype(np.float64)
-                high = values[np.minimum(chosen + 1, values.shape[0] - 1)].astype(np.float64)
-                w = weight[span].reshape(-1, *([1] * (values.ndim - 1)))
-                values_out[stream.name] = low + (high - low) * w
-            else:
-                values_out[stream.name] = values[chosen]
-        segments.append(
-            Segment(
-                start_s=float(grid[begin]),
-                timestamps=np.arange(end - begin) / fps,
-                grid_indices=np.arange(begin, end),
-                indices=indices,
-                values=values_out,
-            )
-        )
+    first, count, grid = _frame_grid(checked, fps, start_s, end_s)
+    keep, reason_of, sampled, missing_by_stream = _sample_streams(checked, grid, count)
+    dropped_by_reason = _dropped_by_stream(checked, reason_of)
+    runs, short_frames = _kept_runs(keep, min_segment_frames)
+    if short_frames:
+        dropped_by_reason[SHORT_SEGMENT] = short_frames
+    segments, repeated = _build_segments(checked, sampled, grid, runs, fps, names)
     kept = sum(end - begin for begin, end in runs)
     report = ResampleReport(
         fps=int(fps),
