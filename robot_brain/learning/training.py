@@ -121,7 +121,57 @@ def prepare_data(datasets: Sequence[Any], selection: td.Selection, config: Train
     train_episodes, validation_episodes = td.split_episodes(len(selection.included), config.val_fraction, config.seed)
     train_mask = np.isin(arrays.episode, train_episodes)
     validation_mask = np.isin(arrays.episode, validation_episodes)
+    stats = _statistics(datasets, selection, config, arrays, train_mask)
+    inputs = {
+        "target_point": _normalise(arrays.target_point, stats.target.mean, stats.target_std),
+        "ee_pose": _normalise(arrays.ee_pose, stats.pose.mean, stats.pose_std),
+        "labels": _normalise(arrays.labels, stats.labels.mean, stats.labels.std),
+    }
+    if visuomotor:
+        assert arrays.images is not None
+        inputs["images"] = arrays.images
+    fingerprint = _fingerprint(selection, config, validation_episodes)
+    normalization = _normalization_record(stats)
+    return PreparedData(
+        train=_tensors(inputs, train_mask),
+        validation=_tensors(inputs, validation_mask),
+        input_names=_input_names(config),
+        constants=stats.constants,
+        label_mean=stats.labels.mean,
+        label_std=stats.labels.std,
+        image_mean=stats.image_mean,
+        image_std=stats.image_std,
+        fingerprint=fingerprint,
+        normalization=normalization,
+    )
 
+
+@dataclass(frozen=True)
+class _Statistics:
+    """What :func:`prepare_data` normalises with: input statistics (floored stds), label statistics, constants."""
+
+    target: td.FeatureStatistics
+    target_std: np.ndarray
+    pose: td.FeatureStatistics
+    pose_std: np.ndarray
+    labels: td.FeatureStatistics
+    relative_scale: float
+    constants: StateConstants
+    camera_key: str | None
+    image_mean: np.ndarray | None
+    image_std: np.ndarray | None
+    image_source: str | None
+
+
+def _statistics(
+    datasets: Sequence[Any],
+    selection: td.Selection,
+    config: TrainConfig,
+    arrays: td.TrainingArrays,
+    train_mask: np.ndarray,
+) -> _Statistics:
+    """The input, label and (visuomotor) image statistics, and the state policy's constants."""
+    visuomotor = config.policy == "visuomotor"
     features = [td.FEATURE_TARGET_POINT, td.FEATURE_EE_POSE]
     camera_key = td.resolve_camera(datasets[0], config.camera) if visuomotor else None
     if camera_key is not None:
@@ -136,70 +186,81 @@ def prepare_data(datasets: Sequence[Any], selection: td.Selection, config: Train
     relative_scale = float(max(np.sqrt(np.mean(relative.astype(np.float64) ** 2)), 1e-3))
     constants = StateConstants(target_stats.mean, target_std, pose_stats.mean, pose_std, relative_scale)
 
-    inputs = {
-        "target_point": _normalise(arrays.target_point, target_stats.mean, target_std),
-        "ee_pose": _normalise(arrays.ee_pose, pose_stats.mean, pose_std),
-        "labels": _normalise(arrays.labels, labels.mean, labels.std),
-    }
-    image_mean = image_std = None
+    image_mean = image_std = image_source = None
     if visuomotor:
-        assert arrays.images is not None and camera_key is not None
+        assert camera_key is not None
         image_mean = statistics[camera_key].mean.reshape(-1)[:3]
         image_std = td.floored(statistics[camera_key].std.reshape(-1)[:3], td.STD_FLOOR)
-        inputs["images"] = arrays.images
-    input_names = (
+        image_source = statistics[camera_key].source
+    return _Statistics(
+        target=target_stats,
+        target_std=target_std,
+        pose=pose_stats,
+        pose_std=pose_std,
+        labels=labels,
+        relative_scale=relative_scale,
+        constants=constants,
+        camera_key=camera_key,
+        image_mean=image_mean,
+        image_std=image_std,
+        image_source=image_source,
+    )
+
+
+def _input_names(config: TrainConfig) -> tuple[str, ...]:
+    """The model's inputs, in order, for ``config``'s policy and ``use_target``."""
+    visuomotor = config.policy == "visuomotor"
+    return (
         ("image", "target_point", "ee_pose")
         if visuomotor and config.use_target
         else (("image", "ee_pose") if visuomotor else ("target_point", "ee_pose"))
     )
 
-    def tensors(mask: np.ndarray) -> dict[str, torch.Tensor]:
-        return {key: torch.from_numpy(np.ascontiguousarray(value[mask])) for key, value in inputs.items()}
 
+def _tensors(inputs: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, torch.Tensor]:
+    """The rows of every input selected by ``mask``, as contiguous tensors."""
+    return {key: torch.from_numpy(np.ascontiguousarray(value[mask])) for key, value in inputs.items()}
+
+
+def _fingerprint(selection: td.Selection, config: TrainConfig, validation_episodes: np.ndarray) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: settings, datasets, episodes, held-out split, torch version."""
     included = [
         {"dataset": selection.datasets[e.dataset].content_hash, "episode_index": e.episode_index}
         for e in selection.included
     ]
-    fingerprint = {
+    return {
         "config": config.weight_fingerprint(),
         "datasets": [d.content_hash for d in selection.datasets],
         "episodes": included,
         "validation_episodes": [int(v) for v in validation_episodes],
         "torch": torch.__version__,
     }
+
+
+def _normalization_record(stats: _Statistics) -> dict[str, Any]:
+    """The contract's normalisation and where each statistic came from (the provenance's ``normalization``)."""
     normalization: dict[str, Any] = {
         "contract": {
-            "target_point": {"mean": target_stats.mean.tolist(), "std": target_std.tolist()},
-            "ee_pose": {"mean": pose_stats.mean.tolist(), "std": pose_std.tolist()},
-            "actions": {"mean": labels.mean.tolist(), "std": labels.std.tolist()},
+            "target_point": {"mean": stats.target.mean.tolist(), "std": stats.target_std.tolist()},
+            "ee_pose": {"mean": stats.pose.mean.tolist(), "std": stats.pose_std.tolist()},
+            "actions": {"mean": stats.labels.mean.tolist(), "std": stats.labels.std.tolist()},
         },
         "sources": {
-            "target_point": target_stats.source,
-            "ee_pose": pose_stats.source,
-            "actions": labels.source + " (stats.json holds absolute poses, not deltas)",
+            "target_point": stats.target.source,
+            "ee_pose": stats.pose.source,
+            "actions": stats.labels.source + " (stats.json holds absolute poses, not deltas)",
         },
-        "relative_scale_m": relative_scale,
+        "relative_scale_m": stats.relative_scale,
     }
-    if visuomotor:
-        assert image_mean is not None and image_std is not None and camera_key is not None
+    if stats.camera_key is not None:
+        assert stats.image_mean is not None and stats.image_std is not None
         normalization["image"] = {
-            "camera": camera_key,
-            "mean": image_mean.tolist(),
-            "std": image_std.tolist(),
-            "source": statistics[camera_key].source,
+            "camera": stats.camera_key,
+            "mean": stats.image_mean.tolist(),
+            "std": stats.image_std.tolist(),
+            "source": stats.image_source,
         }
-    return PreparedData(
-        train=tensors(train_mask),
-        validation=tensors(validation_mask),
-        input_names=input_names,
-        constants=constants,
-        label_mean=labels.mean,
-        label_std=labels.std,
-        image_mean=image_mean,
-        image_std=image_std,
-        fingerprint=fingerprint,
-        normalization=normalization,
-    )
+    return normalization
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,119 +486,12 @@ def _finish(
     say: Callable[[str], None],
 ) -> TrainResult:
     """Export the trained weights with contract and provenance, write the curve, drop the checkpoint."""
-    model = new_model(data, config)
-    assert state.model_state is not None
-    model.load_state_dict(state.model_state)
-    model.eval()
-    check = data.validation if len(data.validation["labels"]) else data.train
-    check_split = "validation" if len(data.validation["labels"]) else "training (nothing held out)"
-    count = min(CHECK_FRAMES, len(check["labels"]))
-    batches = Batches(data, config, torch.device("cpu"))
-    picks = torch.linspace(0, len(check["labels"]) - 1, count).round().long()
-    check_inputs = [tensor.numpy() for tensor in batches.inputs(check, picks)]
-    validation_loss, validation_mm = (
-        (state.validation[-1][1], state.validation[-1][2]) if state.validation else (math.nan, math.nan)
-    )
-    fps = selection.fps
-    dt = config.stride / fps
-    names = ", ".join(f"{d.name} ({d.content_hash[:12]})" for d in selection.datasets)
-    description = (
-        f"Learned behaviour-cloning {config.policy} policy: {'camera image, ' if config.policy == 'visuomotor' else ''}"
-        f"perceived target and tool pose -> {config.horizon} ee_pose_delta waypoints {dt:.4g} s apart. "
-        f"Trained on {len(selection.included)} consented episodes ({selection.frames} frames) of {names}; "
-        f"features: (target - tool position) in the base frame / {data.constants.relative_scale:.4g} m and its norm. "
-        "Provenance (datasets, episodes, operator pseudonyms, consent, training) in metadata 'robot_brain.provenance'."
-    )
-    image_spec = None
-    if config.policy == "visuomotor":
-        assert data.image_mean is not None and data.image_std is not None
-        image_spec = {
-            "width": config.image_size,
-            "height": config.image_size,
-            "channel_order": "rgb",
-            "layout": "chw",
-            "scale": 1.0 / 255.0,
-            "mean": data.image_mean.tolist(),
-            "std": data.image_std.tolist(),
-        }
-    contract = policy_contract(
-        name=f"reach_{config.policy}_bc",
-        description=description,
-        input_names=data.input_names,
-        horizon=config.horizon,
-        dt=dt,
-        control_rate_hz=config.control_rate_hz,
-        normalization={k: v for k, v in data.normalization["contract"].items() if k in (*data.input_names, "actions")},
-        image=image_spec,
-    )
-    _, validation_episodes = td.split_episodes(len(selection.included), config.val_fraction, config.seed)
-    held = set(int(v) for v in validation_episodes)
-    episodes = []
-    for number, episode in enumerate(selection.included):
-        entry = episode.to_dict()
-        entry["split"] = "validation" if number in held else "train"
-        episodes.append(entry)
-    excluded = [
-        {
-            "dataset": e.dataset,
-            "episode_index": e.episode_index,
-            "episode_id": e.episode_id,
-            "operator": e.operator,
-            "frames": e.length,
-            "reason": e.reason,
-        }
-        for e in selection.excluded
-    ]
-    provenance = build_model_provenance(
-        model={
-            "name": contract["name"],
-            "policy": config.policy,
-            "action_space": "ee_pose_delta",
-            "horizon": config.horizon,
-            "dt": dt,
-            "control_rate_hz": config.control_rate_hz,
-            "inputs": list(data.input_names),
-        },
-        datasets=[
-            {
-                "name": d.name,
-                "content_hash": d.content_hash,
-                "hash_format": "robot_brain.dataset-hash/1",
-                "fps": d.fps,
-                "robot_type": d.robot_type,
-                "total_episodes": d.total_episodes,
-                "total_frames": d.total_frames,
-            }
-            for d in selection.datasets
-        ],
-        episodes=episodes,
-        excluded=excluded,
-        checked_at=selection.checked_at,
-        training={
-            **config.weight_fingerprint(),
-            "dt": dt,
-            "fps": fps,
-            "labels": "waypoint i of frame t = action.ee_pose[t + i*stride] relative to observation.ee_pose[t] "
-            "(position offset in the base frame, rotation R_cmd R_obs^T); the last command repeats "
-            "past an episode's end",
-            "loss": "MSE on normalised actions",
-            "optimizer": "AdamW, warm-up then cosine decay to 0.1 lr",
-        },
-        normalization=data.normalization,
-        result={
-            "steps": state.step,
-            "first_loss": state.losses[0] if state.losses else math.nan,
-            "final_loss": _smoothed_final_loss(state.losses),
-            "validation_loss": validation_loss,
-            "validation_position_error_mm": validation_mm,
-            "validation_split": check_split,
-            "train_seconds": state.elapsed_s,
-            "steps_per_second": state.session_rate,
-            "frames_train": len(data.train["labels"]),
-            "frames_validation": len(data.validation["labels"]),
-        },
-        software=software_record({"torch": torch.__version__}),
-    )
+    model = _trained_model(data, config, state)
+    check_inputs, check_split = _export_check_inputs(data, config)
+    validation_loss, validation_mm = _last_validation(state)
+    dt = config.stride / selection.fps
+    contract = _contract(selection, data, config, dt)
+    provenance = _provenance(selection, data, config, state, contract, dt, check_split)
     report = export_policy(model, data.input_names, check_inputs, contract, provenance, paths.model)
     provenance["result"]["onnx_check"] = report.to_dict()
     say(
@@ -563,6 +517,180 @@ def _finish(
         frames_train=len(data.train["labels"]),
         frames_validation=len(data.validation["labels"]),
     )
+
+
+def _trained_model(data: PreparedData, config: TrainConfig, state: LoopState) -> torch.nn.Module:
+    """The policy module with the run's final weights, in eval mode."""
+    model = new_model(data, config)
+    assert state.model_state is not None
+    model.load_state_dict(state.model_state)
+    model.eval()
+    return model
+
+
+def _export_check_inputs(data: PreparedData, config: TrainConfig) -> tuple[list[np.ndarray], str]:
+    """Up to :data:`CHECK_FRAMES` evenly spaced held-out frames (training frames when none) and that split's name."""
+    check = data.validation if len(data.validation["labels"]) else data.train
+    check_split = "validation" if len(data.validation["labels"]) else "training (nothing held out)"
+    count = min(CHECK_FRAMES, len(check["labels"]))
+    batches = Batches(data, config, torch.device("cpu"))
+    picks = torch.linspace(0, len(check["labels"]) - 1, count).round().long()
+    check_inputs = [tensor.numpy() for tensor in batches.inputs(check, picks)]
+    return check_inputs, check_split
+
+
+def _last_validation(state: LoopState) -> tuple[float, float]:
+    """The last held-out loss and position error (mm), NaN when never evaluated."""
+    return (state.validation[-1][1], state.validation[-1][2]) if state.validation else (math.nan, math.nan)
+
+
+def _contract(selection: td.Selection, data: PreparedData, config: TrainConfig, dt: float) -> dict[str, Any]:
+    """The policy contract embedded in the ONNX model: description, inputs, horizon, timing, normalisation."""
+    return policy_contract(
+        name=f"reach_{config.policy}_bc",
+        description=_description(selection, data, config, dt),
+        input_names=data.input_names,
+        horizon=config.horizon,
+        dt=dt,
+        control_rate_hz=config.control_rate_hz,
+        normalization={k: v for k, v in data.normalization["contract"].items() if k in (*data.input_names, "actions")},
+        image=_image_spec(data, config),
+    )
+
+
+def _description(selection: td.Selection, data: PreparedData, config: TrainConfig, dt: float) -> str:
+    """The contract's one-paragraph description of what the model was trained on and predicts."""
+    names = ", ".join(f"{d.name} ({d.content_hash[:12]})" for d in selection.datasets)
+    return (
+        f"Learned behaviour-cloning {config.policy} policy: {'camera image, ' if config.policy == 'visuomotor' else ''}"
+        f"perceived target and tool pose -> {config.horizon} ee_pose_delta waypoints {dt:.4g} s apart. "
+        f"Trained on {len(selection.included)} consented episodes ({selection.frames} frames) of {names}; "
+        f"features: (target - tool position) in the base frame / {data.constants.relative_scale:.4g} m and its norm. "
+        "Provenance (datasets, episodes, operator pseudonyms, consent, training) in metadata 'robot_brain.provenance'."
+    )
+
+
+def _image_spec(data: PreparedData, config: TrainConfig) -> dict[str, Any] | None:
+    """The contract's image spec (visuomotor policies), None for the state policy."""
+    if config.policy != "visuomotor":
+        return None
+    assert data.image_mean is not None and data.image_std is not None
+    return {
+        "width": config.image_size,
+        "height": config.image_size,
+        "channel_order": "rgb",
+        "layout": "chw",
+        "scale": 1.0 / 255.0,
+        "mean": data.image_mean.tolist(),
+        "std": data.image_std.tolist(),
+    }
+
+
+def _provenance(
+    selection: td.Selection,
+    data: PreparedData,
+    config: TrainConfig,
+    state: LoopState,
+    contract: dict[str, Any],
+    dt: float,
+    check_split: str,
+) -> dict[str, Any]:
+    """The model's provenance document: model, datasets, episodes (with split), exclusions, training, result."""
+    episodes = _episode_records(selection, config)
+    excluded = _excluded_records(selection)
+    return build_model_provenance(
+        model={
+            "name": contract["name"],
+            "policy": config.policy,
+            "action_space": "ee_pose_delta",
+            "horizon": config.horizon,
+            "dt": dt,
+            "control_rate_hz": config.control_rate_hz,
+            "inputs": list(data.input_names),
+        },
+        datasets=_dataset_records(selection),
+        episodes=episodes,
+        excluded=excluded,
+        checked_at=selection.checked_at,
+        training=_training_record(config, dt, selection.fps),
+        normalization=data.normalization,
+        result=_result_record(data, state, check_split),
+        software=software_record({"torch": torch.__version__}),
+    )
+
+
+def _episode_records(selection: td.Selection, config: TrainConfig) -> list[dict[str, Any]]:
+    """Each included episode's provenance with the split (train or validation) it went to."""
+    _, validation_episodes = td.split_episodes(len(selection.included), config.val_fraction, config.seed)
+    held = set(int(v) for v in validation_episodes)
+    episodes = []
+    for number, episode in enumerate(selection.included):
+        entry = episode.to_dict()
+        entry["split"] = "validation" if number in held else "train"
+        episodes.append(entry)
+    return episodes
+
+
+def _excluded_records(selection: td.Selection) -> list[dict[str, Any]]:
+    """Each excluded episode (pseudonyms only) with the reason it was left out."""
+    return [
+        {
+            "dataset": e.dataset,
+            "episode_index": e.episode_index,
+            "episode_id": e.episode_id,
+            "operator": e.operator,
+            "frames": e.length,
+            "reason": e.reason,
+        }
+        for e in selection.excluded
+    ]
+
+
+def _dataset_records(selection: td.Selection) -> list[dict[str, Any]]:
+    """Each dataset's identity (content hash) and size."""
+    return [
+        {
+            "name": d.name,
+            "content_hash": d.content_hash,
+            "hash_format": "robot_brain.dataset-hash/1",
+            "fps": d.fps,
+            "robot_type": d.robot_type,
+            "total_episodes": d.total_episodes,
+            "total_frames": d.total_frames,
+        }
+        for d in selection.datasets
+    ]
+
+
+def _training_record(config: TrainConfig, dt: float, fps: int) -> dict[str, Any]:
+    """The training settings, timing, label definition, loss and optimiser."""
+    return {
+        **config.weight_fingerprint(),
+        "dt": dt,
+        "fps": fps,
+        "labels": "waypoint i of frame t = action.ee_pose[t + i*stride] relative to observation.ee_pose[t] "
+        "(position offset in the base frame, rotation R_cmd R_obs^T); the last command repeats "
+        "past an episode's end",
+        "loss": "MSE on normalised actions",
+        "optimizer": "AdamW, warm-up then cosine decay to 0.1 lr",
+    }
+
+
+def _result_record(data: PreparedData, state: LoopState, check_split: str) -> dict[str, Any]:
+    """The run's numbers: steps, losses, held-out error, time and frame counts."""
+    validation_loss, validation_mm = _last_validation(state)
+    return {
+        "steps": state.step,
+        "first_loss": state.losses[0] if state.losses else math.nan,
+        "final_loss": _smoothed_final_loss(state.losses),
+        "validation_loss": validation_loss,
+        "validation_position_error_mm": validation_mm,
+        "validation_split": check_split,
+        "train_seconds": state.elapsed_s,
+        "steps_per_second": state.session_rate,
+        "frames_train": len(data.train["labels"]),
+        "frames_validation": len(data.validation["labels"]),
+    }
 
 
 def _log_training(layout: DataLayout, report: ExportReport, selection: td.Selection) -> None:

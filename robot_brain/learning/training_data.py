@@ -47,7 +47,7 @@ import numpy as np
 import pyarrow as pa
 
 from robot_brain.consent.operators import ConsentError
-from robot_brain.consent.registry import ConsentRegistry
+from robot_brain.consent.registry import ConsentRegistry, Decision
 from robot_brain.datasets import stats as feature_stats
 from robot_brain.datasets.dataset_provenance import PROVENANCE_PATH, verify_provenance
 from robot_brain.datasets.lerobot_format import EPISODES_DIR, DatasetFormatError, camera_key, read_json, read_parquet
@@ -311,66 +311,12 @@ def screen_datasets(
     excluded: list[ScreenedEpisode] = []
     seen_ids: dict[tuple[str, int | None], tuple[int, int]] = {}
     for position, dataset in enumerate(datasets):
-        provenance_path = dataset.root / PROVENANCE_PATH
-        document = read_json(provenance_path)
-        by_index = {}
-        for entry in document.get("episodes") or []:
-            if isinstance(entry, Mapping) and isinstance(entry.get("episode_index"), int):
-                by_index[entry["episode_index"]] = entry
+        by_index = _provenance_entries(dataset)
         for episode in range(dataset.num_episodes):
             entry = by_index.get(episode, {})
-            source = entry.get("source") if isinstance(entry.get("source"), Mapping) else {}
-            operator, kind, recorded, robot, urdf = _source_fields(source)
-            episode_id = source.get("episode_id") if isinstance(source.get("episode_id"), str) else None
-            segment_info = source.get("segment")
-            segment = segment_info.get("index") if isinstance(segment_info, Mapping) else None
-            segment = segment if isinstance(segment, int) else None
-            identity = (episode_id, segment) if episode_id is not None else None
-            common = {
-                "dataset": position,
-                "episode_index": episode,
-                "episode_id": episode_id,
-                "segment": segment,
-                "length": int(dataset.episodes["length"][episode]),
-                "task": str(dataset.episodes["tasks"][episode][0]) if dataset.episodes["tasks"][episode] else "",
-                "operator": operator,
-                "operator_kind": kind,
-                "robot": robot,
-                "urdf_sha256": urdf,
-                "recorded_consent": recorded,
-            }
-            if not entry:
-                excluded.append(ScreenedEpisode(**common, allowed=False, reason="no provenance entry for the episode"))
-                continue
-            if operator is None:
-                reason = "no operator in the episode's provenance"
-                excluded.append(ScreenedEpisode(**common, allowed=False, reason=reason))
-                continue
-            if identity is not None and identity in seen_ids:
-                first = seen_ids[identity]
-                excluded.append(
-                    ScreenedEpisode(
-                        **common,
-                        allowed=False,
-                        reason=f"duplicate of {infos[first[0]].name} episode {first[1]} (same episode_id and segment)",
-                    )
-                )
-                continue
-            try:
-                decision = registry.check(operator, TRAIN_SCOPE, at=moment)
-            except ConsentError as error:
-                excluded.append(ScreenedEpisode(**common, allowed=False, reason=str(error)))
-                continue
-            consent = {
-                "consent_id": decision.consent_id,
-                "scopes": list(decision.scopes),
-                "expires_at": format_time(decision.expires_at) if decision.expires_at else None,
-                "checked_at": format_time(decision.at),
-                "reason": decision.reason,
-            }
-            common["operator_kind"] = decision.operator.kind if decision.operator else kind
-            screened = ScreenedEpisode(**common, allowed=decision.allowed, reason=decision.reason, consent=consent)
-            if decision.allowed:
+            common, identity = _episode_fields(dataset, position, episode, entry)
+            screened = _screen_episode(common, entry, identity, seen_ids, infos, registry, moment)
+            if screened.allowed:
                 included.append(screened)
                 if identity is not None:
                     seen_ids[identity] = (position, episode)
@@ -384,6 +330,86 @@ def screen_datasets(
             f"({'; '.join(reasons[:3])}{'; ...' if len(reasons) > 3 else ''})"
         )
     return selection
+
+
+def _provenance_entries(dataset: LeRobotDataset) -> dict[int, Mapping[str, Any]]:
+    """The dataset's ``meta/provenance.json`` episode entries by episode index."""
+    document = read_json(dataset.root / PROVENANCE_PATH)
+    by_index: dict[int, Mapping[str, Any]] = {}
+    for entry in document.get("episodes") or []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("episode_index"), int):
+            by_index[entry["episode_index"]] = entry
+    return by_index
+
+
+def _episode_fields(
+    dataset: LeRobotDataset, position: int, episode: int, entry: Mapping[str, Any]
+) -> tuple[dict[str, Any], tuple[str, int | None] | None]:
+    """An episode's :class:`ScreenedEpisode` fields before the decision, and its (episode_id, segment) identity."""
+    source = entry.get("source") if isinstance(entry.get("source"), Mapping) else {}
+    operator, kind, recorded, robot, urdf = _source_fields(source)
+    episode_id = source.get("episode_id") if isinstance(source.get("episode_id"), str) else None
+    segment_info = source.get("segment")
+    segment = segment_info.get("index") if isinstance(segment_info, Mapping) else None
+    segment = segment if isinstance(segment, int) else None
+    identity = (episode_id, segment) if episode_id is not None else None
+    common = {
+        "dataset": position,
+        "episode_index": episode,
+        "episode_id": episode_id,
+        "segment": segment,
+        "length": int(dataset.episodes["length"][episode]),
+        "task": str(dataset.episodes["tasks"][episode][0]) if dataset.episodes["tasks"][episode] else "",
+        "operator": operator,
+        "operator_kind": kind,
+        "robot": robot,
+        "urdf_sha256": urdf,
+        "recorded_consent": recorded,
+    }
+    return common, identity
+
+
+def _screen_episode(
+    common: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    identity: tuple[str, int | None] | None,
+    seen_ids: Mapping[tuple[str, int | None], tuple[int, int]],
+    infos: Sequence[DatasetInfo],
+    registry: ConsentRegistry,
+    moment: datetime,
+) -> ScreenedEpisode:
+    """One episode's decision: excluded without provenance or operator, or as a duplicate; else the registry's."""
+    operator = common["operator"]
+    if not entry:
+        return ScreenedEpisode(**common, allowed=False, reason="no provenance entry for the episode")
+    if operator is None:
+        reason = "no operator in the episode's provenance"
+        return ScreenedEpisode(**common, allowed=False, reason=reason)
+    if identity is not None and identity in seen_ids:
+        first = seen_ids[identity]
+        return ScreenedEpisode(
+            **common,
+            allowed=False,
+            reason=f"duplicate of {infos[first[0]].name} episode {first[1]} (same episode_id and segment)",
+        )
+    try:
+        decision = registry.check(operator, TRAIN_SCOPE, at=moment)
+    except ConsentError as error:
+        return ScreenedEpisode(**common, allowed=False, reason=str(error))
+    consent = _consent_record(decision)
+    fields = {**common, "operator_kind": decision.operator.kind if decision.operator else common["operator_kind"]}
+    return ScreenedEpisode(**fields, allowed=decision.allowed, reason=decision.reason, consent=consent)
+
+
+def _consent_record(decision: Decision) -> dict[str, Any]:
+    """The registry's training-time decision as the episode's ``consent_at_training`` provenance."""
+    return {
+        "consent_id": decision.consent_id,
+        "scopes": list(decision.scopes),
+        "expires_at": format_time(decision.expires_at) if decision.expires_at else None,
+        "checked_at": format_time(decision.at),
+        "reason": decision.reason,
+    }
 
 
 def resolve_camera(dataset: LeRobotDataset, camera: str | None) -> str:

@@ -297,11 +297,57 @@ def run_loop(
     (or interrupted) weights.
     """
     torch.set_num_threads(config.threads)
+    trainer = _new_trainer(data, config, resume, rank)
+    state = resume or LoopState()
+    eval_every = config.eval_every or max(1, config.steps // 20)
+    last_checkpoint = time.monotonic()
+    clock = _SessionClock(start=time.monotonic(), elapsed_before=state.elapsed_s)
+
+    trainer.model.train()
+    while state.step < config.steps:
+        report = _train_step(trainer, config, state.step, rank, stop)
+        state.step += 1
+        if clock.first_step is None:
+            clock.first_step = (time.monotonic(), state.step)
+        step_loss = float(report[0]) / rank.world
+        state.losses.append(step_loss)
+        stop_now = float(report[1]) > 0.0
+        if rank.main and (state.step % eval_every == 0 or state.step == config.steps):
+            _record_validation(state, data, trainer)
+        if progress is not None:
+            _show_progress(progress, state, step_loss)
+        if stop_now:
+            break
+        if rank.main and time.monotonic() - last_checkpoint >= config.checkpoint_every_s:
+            save_checkpoint(paths.checkpoint, _snapshot(state, trainer, clock), data.fingerprint)
+            last_checkpoint = time.monotonic()
+    final = _snapshot(state, trainer, clock)
+    if rank.main:
+        save_checkpoint(paths.checkpoint, final, data.fingerprint)
+    return final
+
+
+@dataclass
+class _Trainer:
+    """One rank's model (and its DDP wrapper), optimiser, batch generator and training tensors."""
+
+    model: nn.Module
+    trained: nn.Module
+    """``model``, wrapped in DistributedDataParallel when there are several ranks."""
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    device: torch.device
+    train: dict[str, torch.Tensor]
+    batches: Batches
+    count: int
+
+
+def _new_trainer(data: PreparedData, config: TrainConfig, resume: LoopState | None, rank: Rank) -> _Trainer:
+    """The seeded model, optimiser and generator (restored from ``resume``), wrapped for DDP, with their data."""
     device = _device(config, rank)
     model = new_model(data, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    state = resume or LoopState()
     if resume is not None:
         assert resume.model_state is not None and resume.optimizer_state is not None
         model.load_state_dict(resume.model_state)
@@ -320,72 +366,74 @@ def run_loop(
         raise TrainingError(
             f"expected at least {config.batch_size // 4} training frames for batch {config.batch_size}, found {count}"
         )
-    local = config.batch_size // rank.world
-    eval_every = config.eval_every or max(1, config.steps // 20)
-    last_checkpoint = time.monotonic()
-    session_start = time.monotonic()
-    elapsed_before = state.elapsed_s
+    return _Trainer(model, trained, optimizer, generator, device, train, batches, count)
+
+
+@dataclass
+class _SessionClock:
+    """This session's timing: when it started, the training time before it, and when its first step ended."""
+
+    start: float
+    elapsed_before: float
     first_step: tuple[float, int] | None = None
+    """(monotonic time, step) at the end of this session's first step."""
 
-    def snapshot() -> LoopState:
-        now = time.monotonic()
-        rate = math.nan
-        if first_step is not None and state.step > first_step[1] and now > first_step[0]:
-            rate = (state.step - first_step[1]) / (now - first_step[0])
-        return LoopState(
-            step=state.step,
-            losses=list(state.losses),
-            validation=list(state.validation),
-            elapsed_s=elapsed_before + now - session_start,
-            session_rate=rate,
-            model_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            optimizer_state=_cpu(optimizer.state_dict()),
-            generator_state=generator.get_state(),
-        )
 
-    model.train()
-    while state.step < config.steps:
-        indices = torch.randint(0, count, (config.batch_size,), generator=generator)
-        offsets = None
-        if batches.shift:
-            offsets = torch.randint(0, 2 * batches.shift + 1, (config.batch_size, 2), generator=generator)
-        mine = slice(rank.rank * local, (rank.rank + 1) * local)
-        inputs = batches.inputs(train, indices[mine], offsets[mine] if offsets is not None else None)
-        labels = train["labels"][indices[mine].to(device)]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, state.step)
-        loss = torch.mean((trained(*inputs) - labels) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        report = torch.tensor([float(loss.detach()), 1.0 if stop.requested else 0.0], dtype=torch.float64)
-        if rank.world > 1:
-            report = report.to(device)
-            torch.distributed.all_reduce(report)
-            report = report.cpu()
-        state.step += 1
-        if first_step is None:
-            first_step = (time.monotonic(), state.step)
-        step_loss = float(report[0]) / rank.world
-        state.losses.append(step_loss)
-        stop_now = float(report[1]) > 0.0
-        if rank.main and (state.step % eval_every == 0 or state.step == config.steps):
-            validation = data.validation if len(data.validation["labels"]) else data.train
-            held_loss, held_mm = evaluate(model, data, batches, validation)
-            state.validation.append((state.step, held_loss, held_mm))
-        if progress is not None:
-            last = state.validation[-1] if state.validation else None
-            extra = f"held-out {last[1]:.4g} ({last[2]:.1f} mm)" if last else ""
-            progress.update(state.step, step_loss, extra)
-        if stop_now:
-            break
-        if rank.main and time.monotonic() - last_checkpoint >= config.checkpoint_every_s:
-            save_checkpoint(paths.checkpoint, snapshot(), data.fingerprint)
-            last_checkpoint = time.monotonic()
-    final = snapshot()
-    if rank.main:
-        save_checkpoint(paths.checkpoint, final, data.fingerprint)
-    return final
+def _train_step(trainer: _Trainer, config: TrainConfig, step: int, rank: Rank, stop: StopRequest) -> torch.Tensor:
+    """One optimiser step on this rank's slice of the global batch; the all-reduced ``[loss, stop flag]``."""
+    local = config.batch_size // rank.world
+    indices = torch.randint(0, trainer.count, (config.batch_size,), generator=trainer.generator)
+    offsets = None
+    if trainer.batches.shift:
+        offsets = torch.randint(0, 2 * trainer.batches.shift + 1, (config.batch_size, 2), generator=trainer.generator)
+    mine = slice(rank.rank * local, (rank.rank + 1) * local)
+    inputs = trainer.batches.inputs(trainer.train, indices[mine], offsets[mine] if offsets is not None else None)
+    labels = trainer.train["labels"][indices[mine].to(trainer.device)]
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
+    loss = torch.mean((trainer.trained(*inputs) - labels) ** 2)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainer.optimizer.step()
+    report = torch.tensor([float(loss.detach()), 1.0 if stop.requested else 0.0], dtype=torch.float64)
+    if rank.world > 1:
+        report = report.to(trainer.device)
+        torch.distributed.all_reduce(report)
+        report = report.cpu()
+    return report
+
+
+def _record_validation(state: LoopState, data: PreparedData, trainer: _Trainer) -> None:
+    """Evaluate on the held-out frames (training frames when none) and append to ``state.validation``."""
+    validation = data.validation if len(data.validation["labels"]) else data.train
+    held_loss, held_mm = evaluate(trainer.model, data, trainer.batches, validation)
+    state.validation.append((state.step, held_loss, held_mm))
+
+
+def _show_progress(progress: ProgressBar, state: LoopState, step_loss: float) -> None:
+    """Update the progress bar with the step's loss and the last held-out numbers."""
+    last = state.validation[-1] if state.validation else None
+    extra = f"held-out {last[1]:.4g} ({last[2]:.1f} mm)" if last else ""
+    progress.update(state.step, step_loss, extra)
+
+
+def _snapshot(state: LoopState, trainer: _Trainer, clock: _SessionClock) -> LoopState:
+    """A detached CPU copy of the loop's state (weights, optimiser, generator, timing) for a checkpoint."""
+    now = time.monotonic()
+    rate = math.nan
+    first_step = clock.first_step
+    if first_step is not None and state.step > first_step[1] and now > first_step[0]:
+        rate = (state.step - first_step[1]) / (now - first_step[0])
+    return LoopState(
+        step=state.step,
+        losses=list(state.losses),
+        validation=list(state.validation),
+        elapsed_s=clock.elapsed_before + now - clock.start,
+        session_rate=rate,
+        model_state={k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()},
+        optimizer_state=_cpu(trainer.optimizer.state_dict()),
+        generator_state=trainer.generator.get_state(),
+    )
 
 
 def _cpu(value: Any) -> Any:
