@@ -3,9 +3,9 @@
     ros2 launch robot_brain teleop.launch.py robot:=panda sim:=true
     ros2 launch robot_brain teleop.launch.py urdf:=/path/arm.urdf input:=joy     # a cell running joy/game_controller
 
-The same plan as ``robot-brain teleop`` (``robot_brain.bringup.plan.teleop_plan``). Recording
-needs the consent registry to turn the operator's name into a pseudonym: use
-``robot-brain teleop --record --operator NAME``, or pass the pseudonym as ``operator``.
+The same plan as ``robot-brain teleop`` (``robot_brain.bringup.plan.teleop_plan``). Recording:
+``operator:=NAME`` (or the pseudonym) of a person enrolled with record consent in the data root
+(``$ROBOT_BRAIN_DATA_ROOT``); the name is resolved to the pseudonym here, before any node starts.
 """
 
 from launch import LaunchDescription
@@ -14,7 +14,7 @@ from launch.substitutions import LaunchConfiguration
 
 from robot_brain.bringup.launch_actions import plan_actions
 from robot_brain.bringup.params_files import parse_bool
-from robot_brain.bringup.plan import brain_plan, sim_plan, teleop_plan
+from robot_brain.bringup.plan import brain_plan, record_parameters, sim_plan, teleop_plan
 from robot_brain.bringup.robots import resolve_robot
 
 ARGUMENTS = {
@@ -24,7 +24,7 @@ ARGUMENTS = {
     "mode": ("forward_position", "forward_position or trajectory"),
     "input": ("sdl", "sdl (a game pad through SDL2) or joy (sensor_msgs/Joy)"),
     "device": ("0", "sdl: the pad's SDL index or a substring of its name"),
-    "operator": ("", "record episodes as this operator pseudonym (op-..., or scripted); empty: no recorder"),
+    "operator": ("", "record episodes of this enrolled person (name or op-... pseudonym); empty: no recorder"),
     "task": ("", "task text of recorded episodes"),
     "use_sim_time": ("false", "every node uses /clock"),
 }
@@ -40,7 +40,9 @@ def _setup(context):
         base = brain_plan(robot, command_mode=value["mode"], use_sim_time=sim_time)
     device = value["device"]
     teleop = {"input": value["input"], **({"device_id": int(device)} if device.isdigit() else {"device_name": device})}
-    record = {"operator": value["operator"], "task": value["task"]} if value["operator"] else None
+    # The name is resolved to a pseudonym here, before any node starts (a parameter is public on
+    # /parameter_events); a pad is driven by a person, so only an enrolled person is accepted.
+    record = record_parameters(value["operator"], value["task"], "", driven_by="pad") if value["operator"] else None
     return plan_actions(teleop_plan(base, teleop=teleop, record=record))
 
 

@@ -246,17 +246,39 @@ def teleop_plan(
     return replace(base, nodes=tuple(nodes))
 
 
-def record_parameters(operator: str, task: str, data_root: str) -> dict[str, Any]:
+#: What drives the arm in a recorded session, and so who its episodes may be attributed to.
+DRIVERS = ("pad", "scripted")
+
+
+def record_parameters(operator: str, task: str, data_root: str, *, driven_by: str) -> dict[str, Any]:
     """The recorder's parameters, with the operator resolved to a pseudonym here (the name stays local).
 
-    Refused (``ConfigurationError``, one line, no name) without ``record`` consent; ``scripted``
-    and ``policy:<sha>`` need none.
+    Who is recorded follows from what drives the arm, not from the label given: ``driven_by``
+    ``"pad"`` (a game pad or ``/joy``: a person) needs an enrolled person with ``record``
+    consent, never ``scripted`` or ``policy:``; ``"scripted"`` (the scripted operator this
+    process runs itself, ``robot-brain collect``) records as ``scripted[:<name>]`` only, never
+    as a person. Anything else is a one-line ``ConfigurationError`` that repeats no name.
     """
+    if driven_by not in DRIVERS:
+        raise ValueError(f"driven_by: expected one of {', '.join(DRIVERS)}, found {driven_by!r}")
     if not operator:
-        raise ConfigurationError("--record needs --operator NAME (an enrolled operator, or scripted)")
+        who = "an enrolled operator" if driven_by == "pad" else "scripted"
+        raise ConfigurationError(f"--record needs --operator NAME ({who})")
+    from robot_brain.consent.operators import non_human_kind
     from robot_brain.consent.registry import ConsentRegistry
     from robot_brain.storage.paths import resolve_data_root
 
+    kind = non_human_kind(operator) or "human"
+    if driven_by == "pad" and kind != "human":
+        raise ConfigurationError(
+            f"recording refused: a person drives this arm with a pad, so --operator must be that person, "
+            f"enrolled with record consent, not '{operator}' (scripted and policy: label machine-made episodes)"
+        )
+    if driven_by == "scripted" and kind != "scripted":
+        raise ConfigurationError(
+            "recording refused: the scripted operator drives this arm, so its episodes are recorded as scripted "
+            "or scripted:<name>, never under a person's name or pseudonym"
+        )
     root = resolve_data_root(data_root or None)
     decision = ConsentRegistry(root).check(operator, "record")
     if not decision.allowed:

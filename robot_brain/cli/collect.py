@@ -31,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, required=True, help="number of demonstrations")
     parser.add_argument("--out", "--data-root", dest="data_root", required=True, type=Path,
                         help="data root the episodes are recorded into")
-    parser.add_argument("--operator", default="scripted", help="scripted (default), scripted:NAME, or an "
-                        "enrolled operator with record consent")
+    parser.add_argument("--operator", default="scripted",
+                        help="scripted (default) or scripted:NAME: the scripted operator drives, so its episodes are "
+                        "never recorded under a person's name")
     parser.add_argument("--task", default=DEFAULT_TASK, help=f"task text of the episodes (default: {DEFAULT_TASK!r})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
     parser.add_argument("--param", action="append", default=[], metavar="NODE.NAME=VALUE",

@@ -58,7 +58,7 @@ def _record_parameters(args: argparse.Namespace) -> dict[str, Any] | None:
         if args.operator or args.task:
             raise ConfigurationError("--operator and --task need --record")
         return None
-    return record_parameters(args.operator, args.task, args.data_root)
+    return record_parameters(args.operator, args.task, args.data_root, driven_by="pad")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from robot_brain.consent.audit import AuditCheck, AuditEntry, append_entry_locked, verify_audit
+from robot_brain.consent.audit import AuditCheck, AuditEntry, append_entry_locked, refuse_clear_names, verify_audit
 from robot_brain.consent.operators import (
     PSEUDONYM_HEX_DIGITS,
     PSEUDONYM_PREFIX,
@@ -596,6 +596,11 @@ class ConsentRegistry:
             operator = operator.pseudonym
         moment = require_aware(at, "at") if at is not None else utc_now()
         kind = non_human_kind(operator)
+        if kind == "scripted" and self._names_a_person(operator):
+            return Decision(
+                False, scope, "a scripted operator's name holds an enrolled person's name: a person is never a label",
+                moment, None,
+            )
         if kind is not None:
             return Decision(
                 allowed=True,
@@ -614,6 +619,20 @@ class ConsentRegistry:
                 False, scope, "unknown operator: no one is enrolled under that name or pseudonym", moment, None
             )
         return self._decide(found, scope, moment)
+
+    def _names_a_person(self, operator: str) -> bool:
+        """Whether ``scripted:<name>`` spells an enrolled person's name (``_``, ``.`` and ``-`` read as spaces)."""
+        label = operator.partition(":")[2]
+        if not label:
+            return False
+        state = self._load()
+        if not state.exists:
+            return False
+        try:
+            refuse_clear_names({"operator": re.sub(r"[_.-]+", " ", label)}, sorted(state.by_name))
+        except ValueError:
+            return True
+        return False
 
     @staticmethod
     def _decide(operator: EnrolledOperator, scope: str, moment: datetime) -> Decision:

@@ -37,7 +37,7 @@ def collect(robot_name: str | None, urdf: str | None, episodes: int, data_root: 
     if episodes < 1:
         raise ConfigurationError(f"--episodes: expected at least 1, found {episodes}")
     data_root.mkdir(parents=True, exist_ok=True)
-    record = record_parameters(operator, task, str(data_root))
+    record = record_parameters(operator, task, str(data_root), driven_by="scripted")
     robot = resolve_robot(robot_name, urdf)
     overrides = parse_overrides(params or [])
     plan = teleop_plan(sim_plan(robot, overrides=overrides), teleop={"input": "joy"}, record=record,

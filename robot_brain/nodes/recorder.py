@@ -11,8 +11,12 @@ Episodes start and stop on ``/episode/events`` (the teleop node's buttons) or on
 ``refused`` event, an error log line and a diagnostics ERROR say why) when the operator has
 no ``record`` consent in the registry at that moment; non-human operators (``scripted``,
 ``policy:<sha>``) need none and are labelled as such. The operator is a pseudonym from the
-registry (``robot-brain teleop --record --operator NAME`` resolves the name locally); a name
-given here is resolved the same way and never written anywhere.
+registry, resolved before the node starts (``robot-brain teleop --record --operator NAME`` and
+the teleop launch file resolve the name locally): a parameter is published on
+``/parameter_events``, so a value that is neither a pseudonym nor a non-human id is refused at
+configure (the message never repeats it). ``policy:<hex>`` must match the SHA-256 of
+``policy_model_path``. The provenance parameters (operator, data root, cell, robot, model, topics)
+are read-only: ``ros2 param set`` cannot change who the next episode is attributed to.
 
 While recording, callbacks put ``(topic, receive time, bytes)`` into a bounded queue (by
 bytes): when it is full the message is dropped and counted for its topic; the worker writes
@@ -42,6 +46,7 @@ from rclpy.qos import QoSProfile
 from robot_brain_msgs.msg import EpisodeEvent
 from robot_brain_msgs.srv import StartEpisode, StopEpisode
 
+from robot_brain.consent.operators import ConsentError, is_pseudonym, non_human_kind
 from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.episodes.errors import EpisodeError
 from robot_brain.episodes.manifest import LABELS
@@ -93,6 +98,10 @@ class RecorderNode(BrainNode):
     """Records episodes of the configured topics into the episode store, with consent and provenance."""
 
     PARAMETERS = PARAMETERS
+    READ_ONLY_PARAMETERS = frozenset(
+        {"data_root", "operator", "cell_id", "robot_name", "policy_model_path", "topics",
+         *(name for name, _, _ in ARM_PARAMETERS)}
+    )
     DIAGNOSTIC_TASK = "recorder"
 
     def __init__(self, **kwargs: Any) -> None:
@@ -136,13 +145,15 @@ class RecorderNode(BrainNode):
             self.get_logger().warning(f"found an episode a recorder left behind: {result}")
         self._registry = ConsentRegistry(root)
         model = str(value(self, "policy_model_path"))
+        model_sha256 = _sha256(Path(model)) if model and not model.startswith("builtin:") else None
+        _check_operator(str(value(self, "operator")), model_sha256)
         self._provenance_base = {
             "cell_id": str(value(self, "cell_id")) or socket.gethostname(),
             "robot_name": str(value(self, "robot_name")) or arm.spec.name,
             "robot_description": arm.description.xml,
             "base_link": arm.spec.base_link,
             "tip_link": arm.spec.tip_link,
-            "policy_model_sha256": _sha256(Path(model)) if model and not model.startswith("builtin:") else None,
+            "policy_model_sha256": model_sha256,
         }
         self._topics = topics
         self._dropped = dict.fromkeys(topics, 0)
@@ -452,6 +463,30 @@ class RecorderNode(BrainNode):
             level = ERROR if (self._errors or self._refused) else WARN
             message = f"{message}; last problem: {self._last_problem}"
         return level, message, values, str(self._provenance_base.get("robot_name", "none"))
+
+
+def _check_operator(operator: str, model_sha256: str | None) -> None:
+    """``ConfigurationError`` unless ``operator`` is empty, a pseudonym, ``scripted[:…]`` or the policy's own id.
+
+    The message never repeats the value: it may be a person's name.
+    """
+    if not operator or is_pseudonym(operator):
+        return
+    try:
+        kind = non_human_kind(operator)
+    except ConsentError as error:
+        raise ConfigurationError(f"operator: {error}") from None
+    if kind is None:
+        raise ConfigurationError(
+            "operator: expected a pseudonym (op-…) resolved before the node starts (robot-brain teleop --record "
+            "--operator NAME, or the teleop launch file), scripted, or policy:<model sha256>; found something else "
+            "(not repeated here: a name must never reach a node)"
+        )
+    if kind == "policy" and (model_sha256 is None or not model_sha256.startswith(operator.removeprefix("policy:"))):
+        raise ConfigurationError(
+            f"operator {operator}: a policy operator must be the SHA-256 of policy_model_path, "
+            f"found {'no model' if model_sha256 is None else 'policy:' + model_sha256[:16]}"
+        )
 
 
 def _sha256(path: Path) -> str:

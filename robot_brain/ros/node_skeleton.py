@@ -182,6 +182,9 @@ class BrainNode(LifecycleNode):
 
     PARAMETERS: ClassVar[Parameters] = ()
     COMMON: ClassVar[Parameters] = COMMON_PARAMETERS
+    #: Parameters fixed when the node starts (what provenance or safety rests on): changing one
+    #: at runtime (``ros2 param set``) is refused.
+    READ_ONLY_PARAMETERS: ClassVar[frozenset[str]] = frozenset()
     DIAGNOSTIC_TASK: ClassVar[str] = ""
     #: How long each worker gets to end after its stop event is set, s.
     worker_join_timeout: float = WORKER_JOIN_TIMEOUT_S
@@ -202,7 +205,7 @@ class BrainNode(LifecycleNode):
         self.startup_error = ""
         super().__init__(node_name, **kwargs)
         for name, default, description in self.declared_parameters():
-            declare(self, name, default, description)
+            declare(self, name, default, description, read_only=name in self.READ_ONLY_PARAMETERS)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(
             float(value(self, "diagnostics_period_s")), self.on_diagnostics_timer

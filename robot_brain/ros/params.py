@@ -12,9 +12,13 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 
-def declare(node: Node, name: str, default: Any, description: str) -> None:
-    """Declare one parameter with a description (what ``ros2 param describe`` shows)."""
-    node.declare_parameter(name, default, ParameterDescriptor(description=description))
+def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False) -> None:
+    """Declare one parameter with a description (what ``ros2 param describe`` shows).
+
+    ``read_only``: set only when the node starts (params file, ``-p``, overrides); a later
+    ``ros2 param set`` from anyone on the DDS domain is refused by rclpy itself.
+    """
+    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only))
 
 
 def value(node: Node, name: str) -> Any:

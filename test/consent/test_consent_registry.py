@@ -176,6 +176,17 @@ def test_non_human_operators_need_no_consent_and_say_so(registry: ConsentRegistr
     assert not registry.layout.root.exists(), "checks and refusals write nothing"
 
 
+def test_a_scripted_label_that_spells_an_enrolled_persons_name_is_refused(registry: ConsentRegistry) -> None:
+    """``scripted:Ada_Lovelace`` would write a person's name into manifests, datasets and models as a label."""
+    registry.enroll(ADA, "record")
+    for label in ("scripted:Ada_Lovelace", "scripted:ada.lovelace", "scripted:pick-by-Ada-Lovelace"):
+        decision = registry.check(label, "record")
+        assert not decision.allowed and decision.operator is None, label
+        assert "Ada" not in decision.reason and "Lovelace" not in decision.reason
+    assert registry.check("scripted:calm_expert", "record").allowed
+    assert registry.check("scripted", "record").allowed
+
+
 # ---- pseudonyms and the site key ---------------------------------------------------------------
 
 
@@ -188,6 +199,16 @@ def test_pseudonym_is_the_hmac_of_the_name_stable_across_objects_and_per_site(tm
     other = second_site.enroll(ADA, "record").operator.pseudonym
     assert other != pseudonym, "another site's key gives another pseudonym"
     assert site_key(first_site) != site_key(second_site)
+
+
+def test_the_pseudonym_derivation_matches_a_known_answer(tmp_path: Path) -> None:
+    """A fixed key and name give a fixed pseudonym: HMAC-SHA256 over the v1 context, computed outside the code."""
+    registry = ConsentRegistry(tmp_path / "site")
+    registry.layout.consent_dir.mkdir(parents=True, mode=0o700)
+    registry.layout.key_path.write_text(bytes(range(32)).hex() + "\n", encoding="ascii")
+    registry.layout.key_path.chmod(0o600)
+    assert registry.enroll("  Ada   LOVELACE ", "record").operator.pseudonym == "op-b8eea15cdc1ad3e7"
+    assert registry.enroll("Grace Hopper", "record").operator.pseudonym == "op-d5c1080ef4a3188c"
 
 
 def test_key_file_is_0600_in_a_0700_folder_and_never_leaves_it(registry: ConsentRegistry) -> None:

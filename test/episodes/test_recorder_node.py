@@ -4,6 +4,7 @@ bags an independent MCAP reader decodes, and a kill -9 that loses only the episo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from helpers.domains import next_domain
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
+from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -205,6 +207,42 @@ def test_services_start_stop_and_discard_the_last_episode(tmp_path: Path) -> Non
         assert discarded.success and discarded.episode_id == started.episode_id
         assert b.store().list_episodes() == []
         assert b.store().load_manifest(started.episode_id).state == "discarded"
+
+
+def test_who_is_recorded_cannot_be_changed_at_runtime_by_anyone_on_the_domain(tmp_path: Path) -> None:
+    """``ros2 param set /recorder operator ...`` (here: the node's own set_parameters service, over DDS) is refused."""
+    pseudonym = _enrolled(tmp_path)
+    with bench(tmp_path, pseudonym) as b:
+        _activate(b)
+        client = b.cell.create_client(SetParameters, "/recorder/set_parameters")
+        for name, forged in (("operator", "scripted"), ("data_root", str(tmp_path / "elsewhere")),
+                             ("policy_model_path", "/tmp/model.onnx"), ("cell_id", "another-cell")):
+            request = SetParameters.Request(parameters=[Parameter(name, value=forged).to_parameter_msg()])
+            (result,) = b.cell.call(client, request).results
+            assert not result.successful and "read-only" in result.reason, (name, result.reason)
+        assert b.recorder.get_parameter("operator").value == pseudonym
+        b.cell.request("start", task="reach")
+        b.cell.answer("recording")
+        b.cell.publish_motion(20)
+        b.cell.request("success")
+        saved = b.cell.answer("saved")
+        assert b.store().load_manifest(saved.episode_id).operator == pseudonym
+
+
+def test_a_name_or_a_foreign_policy_id_as_operator_fails_configure_without_repeating_it(tmp_path: Path) -> None:
+    """A parameter is public on /parameter_events: only pseudonyms and non-human ids may be handed to the node."""
+    ConsentRegistry(tmp_path).enroll("Grace Hopper", "record")
+    with bench(tmp_path, "Grace Hopper") as b:
+        assert b.recorder.trigger_configure() != TransitionCallbackReturn.SUCCESS
+        assert "expected a pseudonym" in b.recorder.startup_error and "Grace" not in b.recorder.startup_error
+    model = tmp_path / "policy.onnx"
+    model.write_bytes(b"not really a model, only its hash counts here")
+    with bench(tmp_path, "policy:" + "0" * 16, policy_model_path=str(model)) as b:
+        assert b.recorder.trigger_configure() != TransitionCallbackReturn.SUCCESS
+        assert "SHA-256 of policy_model_path" in b.recorder.startup_error
+    with bench(tmp_path, "policy:" + hashlib.sha256(model.read_bytes()).hexdigest()[:16],
+               policy_model_path=str(model)) as b:
+        assert b.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS, b.recorder.startup_error
 
 
 def _recorder_process(root: Path, operator: str, domain: int) -> subprocess.Popen[str]:

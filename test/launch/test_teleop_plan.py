@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rcl_params import rcl_parameters
 
-from robot_brain.bringup.plan import brain_plan, sim_plan, teleop_plan
+from robot_brain.bringup.plan import brain_plan, record_parameters, sim_plan, teleop_plan
 from robot_brain.bringup.robots import resolve_robot
 from robot_brain.cli.main import main
 from robot_brain.cli.teleop import _record_parameters
@@ -69,3 +69,27 @@ def test_teleop_help_lists_the_operator_options() -> None:
     assert result.returncode == 0
     for option in ("--sim", "--input", "--device", "--record", "--operator", "--task"):
         assert option in result.stdout
+
+
+def test_a_pad_session_is_recorded_only_as_an_enrolled_person_never_as_a_label(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What drives the arm decides who is recorded: a person on a pad cannot call themselves scripted."""
+    monkeypatch.setenv("ROBOT_BRAIN_DATA_ROOT", str(tmp_path))
+    for label in ("scripted", "scripted:expert", "policy:" + "ab" * 8):
+        assert main(["teleop", "--sim", "--record", "--operator", label]) == 2, label
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "a person drives this arm" in error, error
+    pseudonym = ConsentRegistry(tmp_path).enroll("Ada Lovelace", "record").operator.pseudonym
+    for name in ("Ada Lovelace", pseudonym):
+        assert record_parameters(name, "reach", str(tmp_path), driven_by="pad")["operator"] == pseudonym
+
+
+def test_the_scripted_operators_episodes_are_never_recorded_under_a_person(tmp_path: Path) -> None:
+    pseudonym = ConsentRegistry(tmp_path).enroll("Ada Lovelace", "record").operator.pseudonym
+    for person in ("Ada Lovelace", pseudonym):
+        with pytest.raises(ConfigurationError, match="never under a person") as refused:
+            record_parameters(person, "reach", str(tmp_path), driven_by="scripted")
+        assert "Ada" not in str(refused.value) and pseudonym not in str(refused.value)
+    assert record_parameters("scripted", "reach", str(tmp_path), driven_by="scripted")["operator"] == "scripted"
+    with pytest.raises(ConfigurationError, match="enrolled person's name"):
+        record_parameters("scripted:Ada_Lovelace", "reach", str(tmp_path), driven_by="scripted")

@@ -21,6 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from robot_brain_msgs.msg import EpisodeEvent
 from sensor_msgs.msg import Joy
 
+from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.episodes.store import EpisodeStore
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -38,9 +39,11 @@ def private_domain(lines: list[str]) -> int | None:
 
 def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Path) -> None:
     env = {**os.environ, "ROBOT_BRAIN_DATA_ROOT": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    # A person drives with a pad, so the episode needs that person's record consent.
+    pseudonym = ConsentRegistry(tmp_path / "data").enroll("Grace Hopper", "record").operator.pseudonym
     process = subprocess.Popen(
         [sys.executable, "-m", "robot_brain.cli.main", "teleop", "--sim", "--robot", "ur5", "--input", "joy",
-         "--record", "--operator", "scripted", "--task", "reach the cube", "--log", str(tmp_path / "nodes.log"),
+         "--record", "--operator", "Grace Hopper", "--task", "reach the cube", "--log", str(tmp_path / "nodes.log"),
          "--param", "sim.camera_rate_hz=5.0", "--param", "arm_controller.realtime_priority=0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     )
@@ -116,7 +119,9 @@ def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Pat
     (episode,) = EpisodeStore(tmp_path / "data").list_episodes()
     manifest = episode.manifest
     assert manifest is not None and manifest.state == "complete" and manifest.label == "success"
-    assert manifest.operator == "scripted" and manifest.task == "reach the cube" and manifest.robot.name == "ur5"
+    assert manifest.operator == pseudonym and manifest.operator_kind == "human"
+    assert manifest.task == "reach the cube" and manifest.robot.name == "ur5"
+    assert "Grace" not in output and "Grace" not in (tmp_path / "nodes.log").read_text()
     assert manifest.topics["/joint_states"].count > 100 and manifest.topics["/teleop/twist"].count > 20
     assert manifest.topics["/forward_position_controller/commands"].count > 100
     log = (tmp_path / "nodes.log").read_text()
