@@ -2,9 +2,16 @@
 
 A description is kept as text plus the folder it came from, because mesh paths in it
 (``package://``, ``file://`` or relative) are resolved against that folder and against the
-installed ROS packages. Nothing in a description is ever executed: xacro is processed by the
-``xacro`` library (which evaluates only its own expression language), and URDF is parsed as
-plain XML.
+installed ROS packages.
+
+What a description can do, truthfully: a plain URDF (and any ``robot_description`` XML string)
+is parsed as XML and nothing in it runs. A **xacro file is a program**: the ``xacro`` library
+evaluates its ``${...}`` and ``$(eval ...)`` expressions with Python's ``eval`` (builtins removed
+and ``__`` names refused, which is not a sandbox: an expression can still reach every class
+loaded in the process, ``test_a_xacro_file_is_a_program`` shows it), resolves ``$(env ...)``,
+``$(find ...)`` and ``$(arg ...)``, and reads other files (``xacro:include``, ``load_yaml``),
+all with this process's rights. A ``.urdf`` file that declares ``xmlns:xacro`` and uses
+``<xacro:`` tags is expanded the same way. Load xacro only from a source you would run code from.
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
 from robots import ARMS
 
 from robot_brain.embodiment import load_arm
+from robot_brain.embodiment.description import load_description
+from robot_brain.errors import DescriptionError
 
 # name: (base, tip, dof, gripper joints, mimic joints)
 EXPECTED = {
@@ -113,3 +117,27 @@ def test_gripper_open_is_the_limit_farther_from_zero_for_driven_joints_only() ->
     z1 = load_arm(ARMS["z1"]).spec  # jointGripper in [-1.5707, 0]
     opened, closed = z1.gripper_open_closed()
     assert opened.tolist() == pytest.approx([-1.5707]) and closed.tolist() == [0.0]
+
+
+def test_a_xacro_file_is_a_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the README and description.py say a xacro file can do, it can: read the environment and files,
+    and reach every Python class loaded in the process through xacro's ``eval`` (the first step of the
+    classic escape from an ``eval`` without builtins). A plain URDF with the same text is not expanded."""
+    monkeypatch.setenv("ROBOT_BRAIN_XACRO_PROBE", "read-from-the-environment")
+    (tmp_path / "secret.yaml").write_text("value: read-from-a-file\n", encoding="utf-8")
+    every_class = "len(python.vars(python.type)['_'+'_subclasses__'](python.type(0).mro()[1]))"
+    body = """<?xml version="1.0"?>
+<robot xmlns:xacro="http://www.ros.org/wiki/xacro" name="probe">
+  <xacro:property name="env" value="$(env ROBOT_BRAIN_XACRO_PROBE)"/>
+  <xacro:property name="file" value="${xacro.load_yaml('secret.yaml')['value']}"/>
+  <xacro:property name="classes" value="${EVERY_CLASS}"/>
+  <link name="${env}"/><link name="${file}"/><link name="classes_${classes}"/>
+</robot>
+""".replace("EVERY_CLASS", every_class)
+    xacro_file = tmp_path / "probe.urdf.xacro"
+    xacro_file.write_text(body, encoding="utf-8")
+    names = [link.get("name") for link in ET.fromstring(load_description(xacro_file).xml).iter("link")]
+    assert names[:2] == ["read-from-the-environment", "read-from-a-file"]
+    assert int(names[2].removeprefix("classes_")) > 100  # every loaded class, object's subclasses
+    with pytest.raises(DescriptionError, match="unexpanded xacro"):  # an XML string is never expanded
+        load_description(body)
