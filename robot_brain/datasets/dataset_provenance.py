@@ -228,10 +228,10 @@ def write_provenance(
     hashes = file_hashes(base, overrides={"meta/info.json": info_content})
     document = build_provenance(info, episodes, hashes, software=software, export=export)
     atomic_write_bytes(base / PROVENANCE_PATH, json.dumps(document, indent=4, ensure_ascii=False).encode("utf-8"),
-                       mode=None)
+                       mode=0o600)  # people's data: owner only, as the dataset's other files
     if card:
         atomic_write_bytes(base / CARD_PATH, dataset_card(info, document, license=license, title=title).encode("utf-8"),
-                           mode=None)
+                           mode=0o600)
     return document
 
 

@@ -103,6 +103,9 @@ __all__ = [
 ]
 
 EXPORT_FORMAT = "robot_brain.lerobot_export/1"
+#: A dataset holds people's motions and camera frames: its folder and files are the owner's only.
+DATASET_DIR_MODE = 0o700
+DATASET_FILE_MODE = 0o600
 MB = 1024**2
 
 
@@ -132,6 +135,12 @@ class DatasetSummary:
     size_bytes: int
     content_hash: str
     video_frames: dict[str, int] = field(default_factory=dict)
+
+
+def _seal(path: Path) -> None:
+    """A file a library wrote (pyarrow, PyAV): owner-only, then durable, before it is renamed into place."""
+    os.chmod(path, DATASET_FILE_MODE)
+    fsync_file(path)
 
 
 def _episode_dir_name(index: int) -> str:
@@ -345,7 +354,7 @@ class LeRobotWriter:
         try:
             table = self._episode_table(prepared, length, episode_index, dataset_from, task_index)
             pq.write_table(table, temporary / "data.parquet", compression="snappy", use_dictionary=True)
-            fsync_file(temporary / "data.parquet")
+            _seal(temporary / "data.parquet")
             video_frames, samples = self._encode_episode_videos(temporary, frames_by_key, length)
             episode_stats = self._episode_stats(table, samples, length)
             meta = {
@@ -397,7 +406,7 @@ class LeRobotWriter:
                 expected_frames=length,
                 on_frame=sampler,
             )
-            fsync_file(path)
+            _seal(path)
             samples[key] = np.stack(sampler.samples)
         return video_frames, samples
 
@@ -420,7 +429,7 @@ class LeRobotWriter:
 
     def _commit_staged_episode(self, temporary: Path, episode_index: int, meta: Mapping[str, Any]) -> None:
         """Write ``episode.json``, fsync the temporary folder and rename it into ``.staging/`` (then fsync that)."""
-        atomic_write_bytes(temporary / "episode.json", json_bytes(meta), mode=None)
+        atomic_write_bytes(temporary / "episode.json", json_bytes(meta), mode=DATASET_FILE_MODE)
         fsync_directory(temporary)
         os.rename(temporary, self._staging / _episode_dir_name(episode_index))
         fsync_directory(self._staging)
@@ -488,7 +497,8 @@ class LeRobotWriter:
         self._write_episode_files(rows)
         self._write_table(TASKS_PATH, tasks_table(self._tasks))
         atomic_write_bytes(
-            self.root / STATS_PATH, json_bytes(feature_stats.to_json(feature_stats.aggregate(episode_stats))), mode=None
+            self.root / STATS_PATH, json_bytes(feature_stats.to_json(feature_stats.aggregate(episode_stats))),
+            mode=DATASET_FILE_MODE,
         )
 
         info_content = json_bytes(self._info_document(video_info))
@@ -501,7 +511,7 @@ class LeRobotWriter:
             license=license,
             title=title,
         )
-        atomic_write_bytes(self.root / INFO_PATH, info_content, mode=None)
+        atomic_write_bytes(self.root / INFO_PATH, info_content, mode=DATASET_FILE_MODE)
         (self.root / INCOMPLETE_MARKER).unlink(missing_ok=True)
         fsync_directory(self.root)
         shutil.rmtree(self._staging, ignore_errors=True)
@@ -558,7 +568,7 @@ class LeRobotWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = temporary_sibling(target)
         pq.write_table(table, temporary, compression="snappy", use_dictionary=True)
-        fsync_file(temporary)
+        _seal(temporary)
         os.replace(temporary, target)
         fsync_directory(target.parent)
 
@@ -595,7 +605,7 @@ class LeRobotWriter:
                     if not table.schema.equals(self._schema, check_metadata=False):
                         raise DatasetFormatError(f"{folders[position]}: staged data does not match the features")
                     out.write_table(table.replace_schema_metadata(self._schema.metadata))
-            fsync_file(temporary)
+            _seal(temporary)
             os.replace(temporary, target)
             fsync_directory(target.parent)
             written.append(relative)
@@ -625,7 +635,7 @@ class LeRobotWriter:
             temporary = temporary_sibling(target, ".mp4")  # the muxer picks MP4 from the suffix
             try:
                 starts = concatenate([folders[p] / f"{key}.mp4" for p in members], temporary, self.fps)
-                fsync_file(temporary)
+                _seal(temporary)
                 os.replace(temporary, target)
             except BaseException:
                 temporary.unlink(missing_ok=True)
@@ -712,7 +722,8 @@ def create(
         "video_files_size_in_mb": video_files_size_in_mb,
     }
     target.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target / INCOMPLETE_MARKER, json_bytes(config), mode=None)
+    os.chmod(target, DATASET_DIR_MODE)  # camera frames and motions of people: the owner only
+    atomic_write_bytes(target / INCOMPLETE_MARKER, json_bytes(config), mode=DATASET_FILE_MODE)
     (target / STAGING_DIR).mkdir(exist_ok=True)
     return LeRobotWriter(target, config)
 

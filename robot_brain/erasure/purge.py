@@ -317,10 +317,10 @@ def mark_stale(dataset: str | os.PathLike[str], operator: str, episode_ids: Sequ
         "do not train on it; rebuild it without them (robot-brain data purge --operator PSEUDONYM --rebuild) "
         "or delete it."
     )
-    atomic_write_bytes(marker, (json.dumps(document, indent=4) + "\n").encode("utf-8"))
+    atomic_write_bytes(marker, (json.dumps(document, indent=4) + "\n").encode("utf-8"), mode=0o600)
     card = root / CARD_PATH
     if card.is_file():
-        atomic_write_bytes(card, _stale_card(card.read_text(encoding="utf-8"), document).encode("utf-8"))
+        atomic_write_bytes(card, _stale_card(card.read_text(encoding="utf-8"), document).encode("utf-8"), mode=0o600)
 
 
 def _stale_card(text: str, document: dict[str, Any]) -> str:

@@ -64,24 +64,21 @@ def fsync_file(path: str | os.PathLike[str]) -> None:
         os.close(descriptor)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = 0o644) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically and durably; the old content survives any failure.
 
-    ``mode`` is the new file's permission bits, set exactly (``0o600`` for files only the owner
-    may read); ``None`` leaves them to the process's umask, as ``open`` would. A failure to
-    write is a :class:`DataFileError` naming the file.
+    ``mode`` is the new file's permission bits, set exactly whatever the umask (``0o600`` for
+    files only the owner may read). A failure to write is a :class:`DataFileError` naming the file.
     """
     target = Path(path)
     temporary = temporary_sibling(target)
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                             0o666 if mode is None else 0o600)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        if mode is not None:
-            os.chmod(temporary, mode)
+        os.chmod(temporary, mode)
         os.replace(temporary, target)
     except OSError as error:
         with contextlib.suppress(OSError):

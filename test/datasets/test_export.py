@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 from pathlib import Path
 
 import av
@@ -58,6 +59,19 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     code = main(["data", "export", *[r.episode_id for r in recordings], "--out", str(out), "--data-root", str(root)])
     assert code == 0
     return {"site": site, "recordings": recordings, "out": out}
+
+
+def test_a_dataset_of_peoples_frames_is_readable_by_its_owner_only(exported: dict) -> None:
+    """Every folder 0700 and every file 0600, whatever wrote it (pyarrow, PyAV, JSON) and whatever the umask."""
+    out = exported["out"]
+    folders = [out, *(path for path in out.rglob("*") if path.is_dir())]
+    files = [path for path in out.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".mp4" for path in files) and any(path.suffix == ".parquet" for path in files)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    loose = [f"{path.relative_to(out)} {stat.S_IMODE(path.stat().st_mode):04o}" for path in files
+             if stat.S_IMODE(path.stat().st_mode) & 0o077]
+    assert not loose, f"files others can read: {loose}"
+    assert len(folders) > 3
 
 
 def _data(out: Path) -> dict[str, np.ndarray]:
