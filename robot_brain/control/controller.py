@@ -452,44 +452,54 @@ class ArmController:
             self.filter.advance(None, measured)
         elif teleop_fresh:
             assert teleop is not None
-            self.source = "teleop"
-            self.blender.clear()
-            if self._inbox.pending:
-                for _ in self._inbox.take():
-                    self.counters.reject("teleop_active")
+            self._follow_teleop(teleop, teleop_sequence, operator_gripper, measured)
+        else:
+            self._follow_policy_or_hold(now, operator_gripper, measured)
+        return self._finish(command)
+
+    def _follow_teleop(
+        self, teleop: Teleop, teleop_sequence: int, operator_gripper: float | None, measured: tuple[float, ...]
+    ) -> None:
+        """The cycle's teleop branch: reject pending chunks, follow the newest twist or joint jog."""
+        self.source = "teleop"
+        self.blender.clear()
+        if self._inbox.pending:
+            for _ in self._inbox.take():
+                self.counters.reject("teleop_active")
+        if operator_gripper is not None:
+            self._gripper_goal = operator_gripper
+        if teleop_sequence != self._teleop_seen:
+            self._refresh_teleop(teleop, teleop_sequence)
+        elif not teleop.joint_space:  # a twist's joint velocity follows the Jacobian as the arm moves
+            self._teleop_countdown -= 1
+            if self._teleop_countdown <= 0:
+                self._refresh_teleop(teleop, teleop_sequence)
+        self.filter.advance_velocity(self._teleop_velocity, measured, self._teleop_scale)
+
+    def _follow_policy_or_hold(self, now: float, operator_gripper: float | None, measured: tuple[float, ...]) -> None:
+        """The cycle's last branch: take new chunks, follow the blended policy, or brake and hold when it lapsed."""
+        if self._inbox.pending:
+            for chunk in self._inbox.take():
+                self.blender.add(chunk)
+                self._last_chunk_arrival = chunk.received  # type: ignore[assignment]
+                self._policy_in_ee_space = chunk.space.startswith("ee_")
+        if self.blender.active and now - self._last_chunk_arrival <= self.config.chunk_timeout:
+            self.source = "policy"
+            target = self._target
+            self.blender.sample_into(now, target)
+            gripper_value = target[self.dof]
+            self._gripper_goal = gripper_value if math.isfinite(gripper_value) else None
+            self.filter.advance(target, measured, self._singularity_scale(target))
+        else:
+            if self.blender.active:
+                self.counters.chunk_timeouts += 1
+                self.blender.clear()
+            if self.source == "policy":
+                self._gripper_goal = None  # the policy stopped: the gripper stays where it is
             if operator_gripper is not None:
                 self._gripper_goal = operator_gripper
-            if teleop_sequence != self._teleop_seen:
-                self._refresh_teleop(teleop, teleop_sequence)
-            elif not teleop.joint_space:  # a twist's joint velocity follows the Jacobian as the arm moves
-                self._teleop_countdown -= 1
-                if self._teleop_countdown <= 0:
-                    self._refresh_teleop(teleop, teleop_sequence)
-            self.filter.advance_velocity(self._teleop_velocity, measured, self._teleop_scale)
-        else:
-            if self._inbox.pending:
-                for chunk in self._inbox.take():
-                    self.blender.add(chunk)
-                    self._last_chunk_arrival = chunk.received  # type: ignore[assignment]
-                    self._policy_in_ee_space = chunk.space.startswith("ee_")
-            if self.blender.active and now - self._last_chunk_arrival <= self.config.chunk_timeout:
-                self.source = "policy"
-                target = self._target
-                self.blender.sample_into(now, target)
-                gripper_value = target[self.dof]
-                self._gripper_goal = gripper_value if math.isfinite(gripper_value) else None
-                self.filter.advance(target, measured, self._singularity_scale(target))
-            else:
-                if self.blender.active:
-                    self.counters.chunk_timeouts += 1
-                    self.blender.clear()
-                if self.source == "policy":
-                    self._gripper_goal = None  # the policy stopped: the gripper stays where it is
-                if operator_gripper is not None:
-                    self._gripper_goal = operator_gripper
-                self.source = "hold" if self.source != "idle" or self.filter.moving else "idle"
-                self.filter.advance(None, measured)
-        return self._finish(command)
+            self.source = "hold" if self.source != "idle" or self.filter.moving else "idle"
+            self.filter.advance(None, measured)
 
     def brake(self, now: float) -> Command:
         """The loop's fallback after :meth:`cycle` raised: brake to rest at the acceleration limit, then go quiet.

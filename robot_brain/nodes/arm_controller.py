@@ -162,6 +162,30 @@ class ArmControllerNode(BrainNode):
         arm = arm_from_parameters(self)
         assert arm is not None
         spec = arm.spec
+        joints = self._read_controller_joints(spec)
+        mode = self._read_command_mode()
+        gripper_mode, gripper_open, gripper_closed = self._read_gripper_command(spec)
+        loop_mode = self._read_loop_mode()
+        rate = float(value(self, "control_rate"))
+        config = self._controller_config(rate, gripper_open, gripper_closed)
+        limits = self._safety_limits(spec)
+        self.controller = controller = ArmController(arm, limits, config)
+        self._indexer = JointStateIndexer(spec.joint_names)
+        self._frames = {"": False, spec.base_link: False, spec.tip_link: True}
+        controller_name = str(value(self, "controller_name")).strip("/") or DEFAULT_CONTROLLERS[mode]
+        publisher = self._create_arm_output(spec, joints, mode, controller_name, config)
+        self._create_gripper_io(spec, gripper_mode, config)
+        self._mode = mode
+        self._create_inputs_and_services(publisher)
+        self.loop = self._create_loop(controller, config)
+        self._overshoot, self._overshoot_cap = 0.0, min(2.5e-4, 0.25 * config.period)
+        self.get_logger().info(
+            f"{spec.name}: {spec.dof} joints {list(spec.joint_names)}, base '{spec.base_link}', tip '{spec.tip_link}', "
+            f"{rate:g} Hz ({loop_mode}), {mode} on /{controller_name}, blend {config.blend_mode}"
+        )
+
+    def _read_controller_joints(self, spec: ArmSpec) -> list[str]:
+        """The controller's joint order (each arm joint once); records it as indices into the arm's order."""
         joints = _strings(value(self, "controller_joints")) or list(spec.joint_names)
         unknown = [name for name in joints if name not in spec.joint_names]
         missing = [name for name in spec.joint_names if name not in joints]
@@ -171,27 +195,47 @@ class ArmControllerNode(BrainNode):
                 f"unknown: {unknown or 'none'}, missing: {missing or 'none'}"
             )
         self._order = np.array([spec.joint_names.index(name) for name in joints])
+        return joints
+
+    def _read_command_mode(self) -> str:
+        """The ``command_mode`` parameter, checked."""
         mode = str(value(self, "command_mode"))
         if mode not in COMMAND_MODES:
             raise ConfigurationError(f"command_mode must be one of {COMMAND_MODES}, found '{mode}'")
+        return mode
+
+    def _read_gripper_command(self, spec: ArmSpec) -> tuple[str, list[float], list[float]]:
+        """The ``gripper_command`` mode, checked, and the gripper's open and closed command positions."""
         gripper_mode = str(value(self, "gripper_command"))
         gripper_open, gripper_closed = _gripper_positions(spec, gripper_mode, bool(value(self, "gripper_invert")))
         if gripper_mode not in GRIPPER_COMMANDS:
             raise ConfigurationError(f"gripper_command must be one of {GRIPPER_COMMANDS}, found '{gripper_mode}'")
+        return gripper_mode, gripper_open, gripper_closed
+
+    def _read_loop_mode(self) -> str:
+        """The ``loop_mode`` parameter, checked; records whether the loop is cooperative."""
         loop_mode = str(value(self, "loop_mode"))
         if loop_mode not in LOOP_MODES:
             raise ConfigurationError(f"loop_mode must be one of {LOOP_MODES}, found '{loop_mode}'")
         self._cooperative = loop_mode == "cooperative"
-        rate = float(value(self, "control_rate"))
+        return loop_mode
+
+    def _controller_config(
+        self, rate: float, gripper_open: list[float], gripper_closed: list[float]
+    ) -> ControllerConfig:
+        """The core's configuration from the rate, the publish rate and the parameters named like its fields."""
         publish_rate = float(value(self, "publish_rate"))
-        config = ControllerConfig(
+        return ControllerConfig(
             rate_hz=rate,
             publish_every=max(1, round(rate / publish_rate)) if publish_rate > 0.0 else 1,
             gripper_open=tuple(gripper_open),
             gripper_closed=tuple(gripper_closed),
             **{name: type(getattr(_DEFAULT, name))(value(self, name)) for name in CONFIG_PARAMETERS},
         )
-        limits = SafetyLimits.from_spec(
+
+    def _safety_limits(self, spec: ArmSpec) -> SafetyLimits:
+        """The safety filter's limits from the arm's URDF limits and the limit parameters."""
+        return SafetyLimits.from_spec(
             spec.lower,
             spec.upper,
             spec.velocity,
@@ -203,10 +247,11 @@ class ArmControllerNode(BrainNode):
             workspace_min=_floats(value(self, "workspace_min")),
             workspace_max=_floats(value(self, "workspace_max")),
         )
-        self.controller = controller = ArmController(arm, limits, config)
-        self._indexer = JointStateIndexer(spec.joint_names)
-        self._frames = {"": False, spec.base_link: False, spec.tip_link: True}
-        controller_name = str(value(self, "controller_name")).strip("/") or DEFAULT_CONTROLLERS[mode]
+
+    def _create_arm_output(
+        self, spec: ArmSpec, joints: list[str], mode: str, controller_name: str, config: ControllerConfig
+    ) -> Any:
+        """The arm command message and its publisher for ``command_mode``; returns the publisher."""
         order = [int(i) for i in self._order]  # controller order → arm order, applied in place by the messages
         if mode == "forward_position":
             self._arm_out: Any = ForwardCommand(spec.dof, order)
@@ -215,6 +260,10 @@ class ArmControllerNode(BrainNode):
             self._arm_out = TrajectoryCommand(joints, max(config.period * config.publish_every, 1e-3), order)
             publisher = self.create_publisher(JointTrajectory, f"/{controller_name}/joint_trajectory", 10)
         self._arm_publisher = publisher
+        return publisher
+
+    def _create_gripper_io(self, spec: ArmSpec, gripper_mode: str, config: ControllerConfig) -> None:
+        """The gripper command message, its measured-opening reader and its publisher (when there is a gripper)."""
         self._gripper_out = ForwardCommand(len(config.gripper_open))
         # The measured gripper opening seeds the gripper's rate limit at each activation.
         self._gripper_indexer = JointStateIndexer(spec.driven_gripper_joints) if spec.driven_gripper_joints else None
@@ -225,7 +274,9 @@ class ArmControllerNode(BrainNode):
         self._gripper_publisher = None
         if spec.gripper_joints or gripper_mode == "normalized":
             self._gripper_publisher = self.create_publisher(Float64MultiArray, str(value(self, "gripper_topic")), 10)
-        self._mode = mode
+
+    def _create_inputs_and_services(self, publisher: Any) -> None:
+        """The input subscriptions and the e-stop/reset services, recorded with the publishers for teardown."""
         self._joint_states = self.create_subscription(
             JointState, str(value(self, "joint_states_topic")), self._on_joint_state, qos_profile_sensor_data
         )
@@ -264,7 +315,10 @@ class ArmControllerNode(BrainNode):
         ]
         if self._gripper_publisher is not None:
             self._entities.append(("publisher", self._gripper_publisher))
-        self.loop = ControlLoop(
+
+    def _create_loop(self, controller: ArmController, config: ControllerConfig) -> ControlLoop:
+        """The control loop around the core's cycle, publishing with :meth:`_publish`."""
+        return ControlLoop(
             config.period,
             controller.cycle,
             self._publish,
@@ -275,11 +329,6 @@ class ArmControllerNode(BrainNode):
             fallback=controller.brake,
             idle_margin=float(value(self, "idle_margin_us")) * 1e-6,
             wake_spin=float(value(self, "wake_spin_us")) * 1e-6,
-        )
-        self._overshoot, self._overshoot_cap = 0.0, min(2.5e-4, 0.25 * config.period)
-        self.get_logger().info(
-            f"{spec.name}: {spec.dof} joints {list(spec.joint_names)}, base '{spec.base_link}', tip '{spec.tip_link}', "
-            f"{rate:g} Hz ({loop_mode}), {mode} on /{controller_name}, blend {config.blend_mode}"
         )
 
     def activate_node(self) -> None:

@@ -194,6 +194,26 @@ class Operator:
         def edge(button: int) -> bool:
             return button not in reserved and pressed(button)
 
+        self._toggle_rules(edge)
+        episode = self._episode_rule(edge, buttons, now)
+
+        held = self._deadman_held(reading)
+        engaged = held and self._armed_seen and not self.estopped
+        turbo = m.enable_turbo_button >= 0 and buttons[m.enable_turbo_button]
+        gripper: float | None = None
+        if engaged:
+            twist, jog, gripper = self._engaged_motion(reading, edge, turbo)
+        else:
+            twist, jog = self._stop()
+            self._trigger_active = False
+        status = self._status(device, True, "", held, turbo)
+        return Intent(twist, self.frame, gripper, jog, estop, reset, episode, "", status)
+
+    # -- rule helpers -------------------------------------------------------------------
+
+    def _toggle_rules(self, edge: Callable[[int], bool]) -> None:
+        """The toggles on their presses: frame, speed level, cartesian/joint mode and the jogged joint."""
+        m = self.mapping
         if edge(m.frame_toggle_button):
             self.frame = "tool" if self.frame == "base" else "base"
         if edge(m.speed_up_button):
@@ -208,42 +228,35 @@ class Operator:
                 self.joint = (self.joint + 1) % count
             if edge(m.jog_previous_button):
                 self.joint = (self.joint - 1) % count
-        episode = self._episode_rule(edge, buttons, now)
 
-        held = self._deadman_held(reading)
-        engaged = held and self._armed_seen and not self.estopped
-        turbo = m.enable_turbo_button >= 0 and buttons[m.enable_turbo_button]
+    def _engaged_motion(
+        self, reading: PadReading, edge: Callable[[int], bool], turbo: bool
+    ) -> tuple[tuple[float, ...] | None, JogRequest | None, float | None]:
+        """Armed and dead-man held: the (twist, jog, gripper) to send, scaled by the speed level."""
+        m = self.mapping
         twist: tuple[float, ...] | None = None
         jog: JogRequest | None = None
-        gripper: float | None = None
-        if engaged:
-            factor = 1.0 if turbo else m.slow_factor if self.speed == "slow" else 1.0
-            if self.mode == "cartesian":
-                scales = m.twist_scales_turbo if turbo else m.twist_scales
-                twist = tuple(
-                    self._axis(reading, axis) * scales[i] * factor if axis >= 0 else 0.0 for i, axis in self._twist_axes
-                )
-                if self._streaming == "jog":
-                    jog = self._zero_jog()
-            else:
-                scale = m.scale_jog_turbo if turbo else m.scale_jog
-                velocity = self._axis(reading, m.jog_axis) * scale * factor if m.jog_axis >= 0 else 0.0
-                jog = JogRequest(self.joint, self.joint_names[self.joint], velocity)
-                if self._streaming == "twist":
-                    twist = ZERO_TWIST
-            if not m.require_enable_button and not any(twist or ()) and (jog is None or jog.velocity == 0.0):
-                # Without a dead-man, centred sticks mean "hands off": one zero, then the policy may run.
-                twist, jog = self._stop()
-            else:
-                self._streaming = "jog" if self.mode == "joint" else "twist"
-            gripper = self._gripper_rule(reading, edge)
+        factor = 1.0 if turbo else m.slow_factor if self.speed == "slow" else 1.0
+        if self.mode == "cartesian":
+            scales = m.twist_scales_turbo if turbo else m.twist_scales
+            twist = tuple(
+                self._axis(reading, axis) * scales[i] * factor if axis >= 0 else 0.0 for i, axis in self._twist_axes
+            )
+            if self._streaming == "jog":
+                jog = self._zero_jog()
         else:
+            scale = m.scale_jog_turbo if turbo else m.scale_jog
+            velocity = self._axis(reading, m.jog_axis) * scale * factor if m.jog_axis >= 0 else 0.0
+            jog = JogRequest(self.joint, self.joint_names[self.joint], velocity)
+            if self._streaming == "twist":
+                twist = ZERO_TWIST
+        if not m.require_enable_button and not any(twist or ()) and (jog is None or jog.velocity == 0.0):
+            # Without a dead-man, centred sticks mean "hands off": one zero, then the policy may run.
             twist, jog = self._stop()
-            self._trigger_active = False
-        status = self._status(device, True, "", held, turbo)
-        return Intent(twist, self.frame, gripper, jog, estop, reset, episode, "", status)
-
-    # -- rule helpers -------------------------------------------------------------------
+        else:
+            self._streaming = "jog" if self.mode == "joint" else "twist"
+        gripper = self._gripper_rule(reading, edge)
+        return twist, jog, gripper
 
     def _usable(self, reading: PadReading | None, now: float) -> str | None:
         """None when the reading may be used; otherwise the fault ("" when merely waiting for a first pad)."""
