@@ -9,11 +9,13 @@
 
 What a purge does, in this order (each step durable before the next):
 
-1. **Checks first**: the operator is a person the registry knows (a name or a pseudonym; a
-   pseudonym the registry lost is accepted too, its episodes are found by it), none of their
-   episodes is being recorded right now. Nothing changes when a check fails.
-2. **Consent revoked** (unless ``keep_enrollment``), so no new recording or export of theirs
-   can start while the purge runs.
+1. **Consent revoked first** (unless ``keep_enrollment``): the operator is a person the
+   registry knows (a name or a pseudonym; a pseudonym the registry lost is accepted too, its
+   episodes are found by it), and from this instant no recording or export of theirs can start,
+   so no episode can begin after the list below is made. A recorder discards an episode of
+   theirs in progress (it checks consent again while recording); the purge waits for that.
+2. **Checks**: none of their episodes is being recorded any more. When one still is, the purge
+   stops there (consent stays revoked) and says so.
 3. **Episodes removed**: every episode folder whose manifest names the pseudonym, discarded
    tombstones and incomplete ones included, with its bag, URDF copy, damaged original and any
    recovery scratch. Each folder is first renamed into ``episodes/.purging/`` (atomic), then
@@ -38,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -466,23 +469,27 @@ def purge_operator(
     concern are marked stale, and the audit entry records what was done.
     """
     moment = require_aware(now, "now") if now is not None else utc_now()
-    plan = plan_purge(data_root, operator)
+    layout = DataLayout.resolve(data_root)
+    layout.require_root()
+    registry = ConsentRegistry(layout)
+    pseudonym, enrolled, forgotten = _resolve(registry, operator)
+    forget = enrolled and not keep_enrollment and not forgotten
+    # Revoke before listing: an episode that starts after the list was made would otherwise survive.
+    revoked = False
+    if forget:
+        registry.revoke(pseudonym, now=moment)  # nothing of theirs may be recorded or exported from here on
+        revoked = True
+    plan = _plan_once_recording_stopped(data_root, pseudonym, LIVE_EPISODE_WAIT_S if revoked else 0.0)
     if plan.live:
         raise PurgeError(
-            f"episode {plan.live[0]} of {plan.operator} is being recorded right now; stop the recorder and retry"
+            f"episode {plan.live[0]} of {plan.operator} is being recorded right now"
+            + ("; their consent is revoked (the recorder discards it within its consent check period), retry"
+               if revoked else "; stop the recorder and retry")
         )
-    layout = DataLayout.resolve(data_root)
-    registry = ConsentRegistry(layout)
-    pseudonym = plan.operator
     report = PurgeReport(
         pseudonym, [], [], "", list(plan.unattributed), list(plan.unreachable_copies), list(plan.problems)
     )
-    forget = plan.enrolled and not keep_enrollment and not plan.forgotten
-    revoked = False
     try:
-        if forget:
-            registry.revoke(pseudonym, now=moment)  # no new recording or export of theirs from here on
-            revoked = True
         _clean_leftovers(layout)
         store = EpisodeStore(layout)
         for episode_id, _state in plan.episodes:
@@ -525,6 +532,21 @@ def purge_operator(
         )
         report.audit_seq = entry.seq
     return report
+
+
+#: How long a purge waits for a recorder to discard an episode whose consent it has just revoked, s.
+LIVE_EPISODE_WAIT_S = 10.0
+
+
+def _plan_once_recording_stopped(data_root: str | os.PathLike[str] | DataLayout | None, pseudonym: str,
+                                 wait_s: float) -> PurgePlan:
+    """:func:`plan_purge`, again until no episode of ``pseudonym`` is live or ``wait_s`` has passed."""
+    deadline = time.monotonic() + wait_s
+    plan = plan_purge(data_root, pseudonym)
+    while plan.live and time.monotonic() < deadline:
+        time.sleep(0.2)
+        plan = plan_purge(data_root, pseudonym)
+    return plan
 
 
 def _handle_dataset(

@@ -24,9 +24,13 @@ in arrival order and counts messages that waited longer than ``late_threshold_s`
 Messages DDS reports lost before they reached a subscription (Fast DDS's sample-lost status:
 a best-effort camera frame missing fragments, say) are counted as dropped too. These counts
 end up in the episode's manifest: nothing is lost silently. A full disk ends the
-episode with a clear error (what reached the disk stays recoverable); a ``kill -9`` loses at
-most the last ``flush_interval_s`` of the episode, and the next recorder (or
-``robot-brain data ls``) recovers it.
+episode with a clear error (what reached the disk stays recoverable); a ``kill -9`` loses what
+had not reached the bag: the last ``flush_interval_s`` written plus what still waited in the
+queue (normally milliseconds, at most ``queue_mb`` when the disk falls behind), and the next
+recorder (or ``robot-brain data ls``) recovers the rest.
+
+Consent is checked again every ``consent_check_period_s`` while a person's episode records: a
+revocation, an expiry or a purge discards the episode (the purge revokes first, then waits for it).
 """
 
 from __future__ import annotations
@@ -78,6 +82,9 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("late_threshold_s", 1.0, "A message written this long after it arrived is counted late (still written)"),
     ("flush_interval_s", 0.5, "Hand the bag to the OS this often: the most a kill -9 can lose, s"),
     ("discovery_period_s", 0.5, "How often topics without publishers are looked for, s"),
+    ("consent_check_period_s", 1.0,
+     "How often the operator's record consent is checked again while recording, s (a revocation or expiry "
+     "discards the episode)"),
 )
 
 
@@ -125,6 +132,9 @@ class RecorderNode(BrainNode):
         self._refused = 0
         self._errors = 0
         self._last_problem = ""
+        #: The pseudonym whose consent an episode in progress rests on ("" for machine-driven ones).
+        self._episode_operator = ""
+        self._consent_checked_at = 0.0
         self._dropped: dict[str, int] = {}
         self._provenance_base: dict[str, Any] = {}
         self._events: Any = None
@@ -134,7 +144,8 @@ class RecorderNode(BrainNode):
         topics = parse_topics(value(self, "topics"))
         for type_name in topics.values():
             message_class(type_name)
-        for name in ("queue_mb", "late_threshold_s", "flush_interval_s", "discovery_period_s"):
+        periods = ("late_threshold_s", "flush_interval_s", "discovery_period_s", "consent_check_period_s")
+        for name in ("queue_mb", *periods):
             if not float(value(self, name)) > 0.0:
                 raise ConfigurationError(f"{name} must be > 0, found {value(self, name)}")
         arm = arm_from_parameters(self)
@@ -219,8 +230,9 @@ class RecorderNode(BrainNode):
         with self._wake:
             if self._queued_bytes + len(data) > float(value(self, "queue_mb")) * 1e6:
                 self._dropped[topic] = self._dropped.get(topic, 0) + 1
-                if self._writer is not None:
-                    self._writer.report_dropped(topic)
+                writer = self._writer  # read once: the worker may end the episode meanwhile
+                if writer is not None:
+                    writer.report_dropped(topic)
                 return
             self._queue.append((topic, stamp, data, time.monotonic()))
             self._queued_bytes += len(data)
@@ -237,8 +249,9 @@ class RecorderNode(BrainNode):
             return
         with self._wake:
             self._dropped[topic] = self._dropped.get(topic, 0) + info.total_count_change
-            if self._writer is not None:
-                self._writer.report_dropped(topic, info.total_count_change)
+            writer = self._writer  # read once: the worker may end the episode meanwhile
+            if writer is not None:
+                writer.report_dropped(topic, info.total_count_change)
         self.get_logger().warning(f"{topic}: {info.total_count} messages lost before they reached the recorder",
                                   throttle_duration_sec=LOG_THROTTLE_S)
 
@@ -246,13 +259,18 @@ class RecorderNode(BrainNode):
         """Worker body: write queued messages and carry out episode requests, in arrival order."""
         late_after = float(value(self, "late_threshold_s"))
         while not stop.is_set():
+            self._recheck_consent()
             with self._wake:
                 while not self._queue and not stop.is_set():
                     if self._writer is not None:
                         self._flush_quietly()
                     self._wake.wait(timeout=0.1)
+                    if self._writer is not None and self._consent_due():
+                        break
                 if not self._queue:
-                    break
+                    if stop.is_set():
+                        break
+                    continue
                 item = self._queue.popleft()
                 if not isinstance(item, _Request):
                     self._queued_bytes -= len(item[2])
@@ -340,6 +358,8 @@ class RecorderNode(BrainNode):
         self._writer = self._store.start_episode(
             provenance, topics, flush_interval_s=float(value(self, "flush_interval_s")))
         self._recording = True
+        self._episode_operator = decision.pseudonym if decision.operator and decision.operator.kind == "human" else ""
+        self._consent_checked_at = time.monotonic()
         request.success, request.episode_id = True, self._writer.episode_id
         request.message = f"recording episode {self._writer.episode_id} (operator {decision.pseudonym})"
         self.get_logger().info(request.message + (f", task '{task}'" if task else ""))
@@ -360,7 +380,7 @@ class RecorderNode(BrainNode):
             return
         self._recording = False
         self._drain_into(writer)
-        self._writer = None
+        self._writer, self._episode_operator = None, ""
         request.episode_id = writer.episode_id
         if request.action == "discard":
             writer.discard()
@@ -379,6 +399,37 @@ class RecorderNode(BrainNode):
                            f"{sum(counts.values())} messages" + (f", dropped or late {lost}" if lost else ""))
         self.get_logger().info(request.message)
         self._answer(EpisodeEvent.SAVED, writer.episode_id, label=manifest.label, message=request.message)
+
+    def _consent_due(self) -> bool:
+        return bool(self._episode_operator) and (
+            time.monotonic() - self._consent_checked_at >= float(value(self, "consent_check_period_s")))
+
+    def _recheck_consent(self) -> None:
+        """While a person's episode records: is their record consent still in force? If not, discard it.
+
+        A revocation, an expiry or a purge during an episode must not leave a recording of the
+        person made after they withdrew: the episode is discarded (bag and URDF copy deleted, the
+        manifest kept as a tombstone), and an error, a ``discarded`` event and diagnostics say why.
+        """
+        writer = self._writer
+        if writer is None or not self._consent_due():
+            return
+        assert self._registry is not None
+        self._consent_checked_at = time.monotonic()
+        decision = self._registry.check(self._episode_operator, "record")
+        if decision.allowed:
+            return
+        self._recording = False
+        self._writer, self._episode_operator = None, ""
+        with self._wake:
+            while self._queue and not isinstance(self._queue[0], _Request):
+                self._queued_bytes -= len(self._queue.popleft()[2])  # type: ignore[index]
+        writer.discard()
+        self._refused += 1
+        reason = f"consent withdrawn during the episode ({decision.reason}): episode {writer.episode_id} discarded"
+        self._last_problem = reason
+        self.get_logger().error(reason)
+        self._answer(EpisodeEvent.DISCARDED, writer.episode_id, message=reason)
 
     def _drain_into(self, writer: EpisodeWriter) -> None:
         """Write what arrived before the stop request (the queue holds it in order)."""

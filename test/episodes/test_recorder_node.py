@@ -37,6 +37,7 @@ from sensor_msgs.msg import Image, JointState
 from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.embodiment.catalog import bundled_arm_path
 from robot_brain.episodes.store import EpisodeStore
+from robot_brain.erasure.purge import purge_operator
 from robot_brain.nodes.recorder import RecorderNode
 
 pytestmark = pytest.mark.dds
@@ -243,6 +244,44 @@ def test_a_name_or_a_foreign_policy_id_as_operator_fails_configure_without_repea
     with bench(tmp_path, "policy:" + hashlib.sha256(model.read_bytes()).hexdigest()[:16],
                policy_model_path=str(model)) as b:
         assert b.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS, b.recorder.startup_error
+
+
+def test_a_revocation_during_an_episode_discards_it_and_says_so(tmp_path: Path) -> None:
+    """Consent is checked again while recording, not only at the start: nothing recorded after withdrawal stays."""
+    pseudonym = _enrolled(tmp_path)
+    with bench(tmp_path, pseudonym, consent_check_period_s=0.2) as b:
+        _activate(b)
+        b.cell.request("start", task="reach")
+        started = b.cell.answer("recording")
+        b.cell.publish_motion(50)
+        ConsentRegistry(tmp_path).revoke(pseudonym, "record")
+        discarded = b.cell.answer("discarded")
+        assert discarded.episode_id == started.episode_id and "consent withdrawn" in discarded.message
+        assert "Grace" not in discarded.message
+        b.cell.publish_motion(20)
+        manifest = b.store().load_manifest(started.episode_id)
+        assert manifest.state == "discarded"
+        folder = tmp_path / "episodes" / started.episode_id
+        assert not list(folder.glob("*.mcap")), "the bag of a withdrawn episode is deleted"
+        assert b.store().list_episodes() == []
+        wait_for(lambda: any(s.name.startswith("recorder") and s.level == b"\x02" for s in b.cell.statuses), 5.0,
+                 "a diagnostics ERROR")
+
+
+def test_a_purge_during_an_episode_revokes_first_and_erases_the_episode_too(tmp_path: Path) -> None:
+    """The purge race: revoke, then list. The recorder discards the live episode, and the purge removes it."""
+    pseudonym = _enrolled(tmp_path)
+    with bench(tmp_path, pseudonym, consent_check_period_s=0.2) as b:
+        _activate(b)
+        b.cell.request("start", task="reach")
+        started = b.cell.answer("recording")
+        b.cell.publish_motion(30)
+        report = purge_operator(tmp_path, pseudonym)
+        assert started.episode_id in report.episodes_removed and report.consent == "forgotten"
+        assert "consent withdrawn" in b.cell.answer("discarded").message
+        assert not (tmp_path / "episodes" / started.episode_id).exists()
+        b.cell.request("start", task="reach again")
+        assert "recording refused" in b.cell.answer("refused").message
 
 
 def _recorder_process(root: Path, operator: str, domain: int) -> subprocess.Popen[str]:
