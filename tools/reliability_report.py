@@ -18,6 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "out" / "reliability" / "faults.json"
 DOC = REPO / "docs" / "reliability.md"
+#: Where the hand-written part of the document starts (kept as it is when the table is regenerated).
+ATTACKS_HEADING = "## Attacks on consent, provenance and isolation"
 
 HEADER = """# Reliability: faults, detection and outcome
 
@@ -80,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "test"))
     from helpers.cell_system import MEASUREMENT_SLACK_S  # the suite's own slack, not a copy
 
-    args.out.write_text(render(rows, MEASUREMENT_SLACK_S * 1e3, args.machine), encoding="utf-8")
+    kept = ""  # the hand-written attack table below the generated part survives a regeneration
+    if args.out.is_file() and ATTACKS_HEADING in (previous := args.out.read_text(encoding="utf-8")):
+        kept = "\n" + previous[previous.index(ATTACKS_HEADING):]
+    args.out.write_text(render(rows, MEASUREMENT_SLACK_S * 1e3, args.machine) + kept, encoding="utf-8")
     print(f"reliability_report: {len(rows)} faults -> {args.out}")
     return 0
 
