@@ -22,17 +22,20 @@ key; known names (re-enrolled or not) keep their stored pseudonym, so a known pe
 a second identity; only a person enrolled for the first time after the loss needs the key, at
 which point a new one is created, with a warning (log and CLI) and a ``key.created`` audit entry
 naming the lost key's id. A key file that exists but cannot be read is an error, never replaced.
-Which key derived each pseudonym is stored (``key_id``, a fingerprint, not the key), and
-``consent verify`` re-derives every pseudonym whose key is present, so swapping names between
-pseudonyms in ``registry.json`` is detected.
+Which key derived each pseudonym is stored (``key_id``, a fingerprint, not the key), and each
+name is bound to its entry by ``name_check`` (an HMAC under the current key): ``consent verify``
+re-derives every pseudonym whose key is present and checks every binding, so swapping names
+between pseudonyms in ``registry.json`` is detected, also after a key rotation.
 
 **Consent records.** Enrolling creates a consent record (``c-`` + 16 hex): scopes (``record``,
 ``train``, ``export``), the grant time and an optional expiry. Enrolling a known operator again
 supersedes the record in force (at that instant), so at most one record is in force at any time
 and ``check`` answers for the instant asked: expiry, revocation and supersession are honoured
 as of ``at``. Revoking marks scopes revoked at an instant; records are never deleted (the
-history is the evidence). ``forget`` (right to erasure) revokes everything and drops the name,
-keeping the pseudonym's history.
+history is the evidence). ``forget`` (right to erasure) revokes everything, drops the name,
+keeping the pseudonym's history, and retires the site key (``key.rotated``): afterwards nothing
+on the site re-derives that pseudonym from the name, and the same name enrolled again is a new
+operator.
 
 **Non-human operators** ``policy:<8-64 hex of the model's SHA-256>``, ``scripted`` and
 ``scripted:<name>`` need no consent: ``check`` allows them with a reason saying so, and their
@@ -80,7 +83,14 @@ from robot_brain.consent.operators import (
     parse_scopes,
     require_scope,
 )
-from robot_brain.storage.files import DataFileError, atomic_write_json, exclusive_lock, fsync_directory, read_json_file
+from robot_brain.storage.files import (
+    DataFileError,
+    atomic_write_bytes,
+    atomic_write_json,
+    exclusive_lock,
+    fsync_directory,
+    read_json_file,
+)
 from robot_brain.storage.paths import CONSENT_DIR_MODE, DataLayout
 from robot_brain.storage.times import format_time, parse_time, require_aware, utc_now
 
@@ -90,6 +100,7 @@ _log = logging.getLogger(__name__)
 REGISTRY_FORMAT = "robot_brain.consent.registry/1"
 _HMAC_CONTEXT = b"robot_brain.operator.v1\0"
 _KEY_ID_CONTEXT = b"robot_brain.site-key-id.v1\0"
+_NAME_CHECK_CONTEXT = b"robot_brain.name-check.v1\0"
 _KEY_BYTES = 32
 _CONSENT_ID_PATTERN = re.compile(r"c-[0-9a-f]{16}")
 
@@ -265,6 +276,10 @@ class EnrolledOperator:
     consents: tuple[ConsentRecord, ...]
     """Oldest first."""
     forgotten_at: datetime | None = None
+    name_check: str | None = None
+    """HMAC of the normalised name under the key ``name_check_key_id``: after a key rotation the
+    pseudonym no longer derives from the name, and this still lets ``verify`` catch swapped names."""
+    name_check_key_id: str | None = None
 
     @property
     def ref(self) -> OperatorRef:
@@ -304,6 +319,8 @@ class EnrolledOperator:
             "enrolled_at": format_time(self.enrolled_at),
             "forgotten_at": format_time(self.forgotten_at) if self.forgotten_at else None,
             "consents": [record.to_dict() for record in self.consents],
+            "name_check": self.name_check,
+            "name_check_key_id": self.name_check_key_id,
         }
 
 
@@ -432,6 +449,8 @@ def _parse_registry(path: Path, document: Any) -> _State:
                 enrolled_at=parse_time(item["enrolled_at"]),
                 consents=consents,
                 forgotten_at=parse_time(item["forgotten_at"]) if item.get("forgotten_at") else None,
+                name_check=item.get("name_check"),
+                name_check_key_id=item.get("name_check_key_id"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise bad(f"a malformed operator entry #{index + 1} ({type(error).__name__}: {error})") from error
@@ -451,6 +470,21 @@ def derive_pseudonym(key: bytes, normalized_name: str) -> str:
     """``op-`` + the first 16 hex digits of HMAC-SHA256(key, context + normalised name)."""
     digest = hmac.new(key, _HMAC_CONTEXT + normalized_name.encode("utf-8"), hashlib.sha256).hexdigest()
     return PSEUDONYM_PREFIX + digest[:PSEUDONYM_HEX_DIGITS]
+
+
+def name_check(key: bytes, normalized_name: str) -> str:
+    """HMAC-SHA256(key, name-check context + normalised name), hex: binds a stored name to its entry."""
+    return hmac.new(key, _NAME_CHECK_CONTEXT + normalized_name.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _name_matches(operator: EnrolledOperator, key: bytes, key_id: str) -> bool:
+    """Whether ``operator``'s stored name is bound to it under ``key``, where anything binds it (True otherwise)."""
+    assert operator.normalized_name is not None
+    if operator.name_check_key_id == key_id and operator.name_check is not None:
+        return hmac.compare_digest(operator.name_check, name_check(key, operator.normalized_name))
+    if operator.key_id == key_id:
+        return derive_pseudonym(key, operator.normalized_name) == operator.pseudonym
+    return True  # enrolled under a key that is gone, with no check under this one: nothing to compare
 
 
 def _read_key(path: Path) -> bytes | None:
@@ -794,7 +828,8 @@ class ConsentRegistry:
             }
             append_entry_locked(self.layout, "consent.granted", details, moment)
             if existing is None:
-                operator = EnrolledOperator(pseudonym, name.strip(), normalized, key_id, moment, (record,))
+                operator = EnrolledOperator(pseudonym, name.strip(), normalized, key_id, moment, (record,),
+                                            name_check=name_check(key, normalized), name_check_key_id=key_id)
             else:
                 consents = tuple(
                     replace(old, superseded_at=moment, superseded_by=consent_id) if old is current else old
@@ -861,12 +896,15 @@ class ConsentRegistry:
         return Revocation(found.ref, current.consent_id if current else None, revoked, not_in_force, moment)
 
     def forget(self, operator: str, *, now: datetime | None = None) -> Revocation:
-        """Right to erasure: revoke every scope in force and drop the clear name from the registry.
+        """Right to erasure: revoke every scope in force, drop the clear name, and retire the site key.
 
         The pseudonym and its consent history stay (evidence of what was consented when), but
-        nothing links them to a person any more. Resolve the pseudonym (``resolve``) before
-        calling this if you still need it to find the person's episodes. Enrolling the same name
-        again later revives the same pseudonym while the site key is unchanged.
+        nothing links them to a person any more: the site key is replaced by a new one (a
+        ``key.rotated`` audit entry), so HMAC(key, name) no longer re-derives the pseudonym, and
+        enrolling the same name later gives a new one. Other operators keep their stored
+        pseudonyms; their names are bound again under the new key (``name_check``), so ``verify``
+        still catches swapped names. Resolve the pseudonym (``resolve``) before calling this if
+        you still need it to find the person's episodes.
         """
         if non_human_kind(operator) is not None:
             raise ConsentError(f"operator '{operator}' is not a person: there is no name to forget")
@@ -899,9 +937,42 @@ class ConsentRegistry:
                 consents = tuple(updated if c is current else c for c in consents)
             if found.normalized_name:
                 state.by_name.pop(found.normalized_name, None)
-            state.put(replace(found, name=None, normalized_name=None, consents=consents, forgotten_at=moment))
+            state.put(replace(found, name=None, normalized_name=None, consents=consents, forgotten_at=moment,
+                              name_check=None, name_check_key_id=None))
+            self._rotate_key_locked(state, moment, "operator.forgotten")
             self._write(state)
         return Revocation(found.ref, current.consent_id if current else None, revoked, (), moment)
+
+    def _rotate_key_locked(self, state: _State, moment: datetime, reason: str) -> None:
+        """Replace the site key; bind every remaining name to the new one (caller holds the lock, then writes).
+
+        Refused when a stored name does not match the current key (a tampered registry): a
+        rotation must not launder that into fresh name checks.
+        """
+        path = self.layout.key_path
+        old = _read_key(path)
+        if old is not None:
+            old_id = _key_id(old)
+            for operator in state.operators.values():
+                if operator.normalized_name and not _name_matches(operator, old, old_id):
+                    raise DataFileError(
+                        f"{self.layout.registry_path}: operator {operator.pseudonym}'s stored name does not match "
+                        "the site key (names swapped or edited); run robot-brain consent verify"
+                    )
+        key = secrets.token_bytes(_KEY_BYTES)
+        key_id = _key_id(key)
+        append_entry_locked(
+            self.layout,
+            "key.rotated",
+            {"key_id": key_id, "retired_key_ids": [_key_id(old)] if old is not None else [], "reason": reason},
+            moment,
+        )
+        atomic_write_bytes(path, key.hex().encode("ascii") + b"\n", mode=0o600)
+        state.key_ids.append(key_id)
+        for operator in list(state.operators.values()):
+            if operator.normalized_name:
+                state.put(replace(operator, name_check=name_check(key, operator.normalized_name),
+                                  name_check_key_id=key_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -992,8 +1063,8 @@ def verify_consent(data_root: str | os.PathLike[str] | DataLayout | None = None)
                     f"registry.json: consent {record.consent_id} of {operator.pseudonym} differs from the audit log "
                     f"in {', '.join(differing)}"
                 )
-        if key is not None and operator.normalized_name and state.key_ids and operator.key_id == _key_id(key):
-            if derive_pseudonym(key, operator.normalized_name) != operator.pseudonym:
+        if key is not None and operator.normalized_name and state.key_ids:
+            if not _name_matches(operator, key, _key_id(key)):
                 problems.append(
                     f"registry.json: operator {operator.pseudonym}'s stored name does not derive that pseudonym "
                     "under the site key (names swapped or edited)"

@@ -329,9 +329,28 @@ def test_forget_revokes_everything_and_drops_the_name(registry: ConsentRegistry)
     assert registry.check(pseudonym, "record", at=days(0.5)).allowed, "history is kept"
     assert not registry.check(ADA, "record", at=days(0.5)).allowed, "the name no longer finds anyone"
     assert registry.operator(pseudonym).name is None
+    # Nothing on the site re-derives the pseudonym from the name: the key that did is gone.
+    assert derive_pseudonym(site_key(registry), normalize_name(ADA)) != pseudonym
     again = registry.enroll(ADA, "record", now=days(3))
-    assert again.operator.pseudonym == pseudonym and not again.new_operator, "same key: same person"
+    assert again.operator.pseudonym != pseudonym and again.new_operator, "a forgotten person is not re-linked"
     assert verify_consent(registry.layout).ok
+
+
+def test_after_forget_swapped_names_of_the_others_are_still_caught(registry: ConsentRegistry) -> None:
+    """The key rotation of a forget must not blind verify: the remaining names are bound under the new key."""
+    registry.enroll(ADA, "record", now=T0)
+    registry.enroll(BOB, "record", now=T0)
+    registry.enroll("Carol Shaw", "record", now=T0)
+    registry.forget("Carol Shaw", now=days(1))
+    assert verify_consent(registry.layout).ok
+    path = registry.layout.registry_path
+    document = json.loads(path.read_text(encoding="utf-8"))
+    named = [entry for entry in document["operators"] if entry["name"]]
+    named[0]["name"], named[1]["name"] = named[1]["name"], named[0]["name"]
+    named[0]["normalized_name"], named[1]["normalized_name"] = named[1]["normalized_name"], named[0]["normalized_name"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    result = verify_consent(registry.layout)
+    assert not result.ok and any("does not derive that pseudonym" in problem for problem in result.problems)
 
 
 # ---- bad files ---------------------------------------------------------------------------------
