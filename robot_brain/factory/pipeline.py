@@ -146,8 +146,9 @@ def run_factory(config: FactoryConfig, say: Callable[[str], None] = print) -> Fa
         for robot in (*config.train_robots, *config.eval_robots):
             say(f"factory: evaluating on {robot} ({'training' if robot in config.train_robots else 'zero-shot'} "
                 f"arm), {config.eval_episodes} episodes")
+            # The policy node checks the model's provenance against the registry it was trained with.
             report.evaluation[robot] = evaluate(model, robot, config.eval_episodes, out / "eval" / robot,
-                                                list(config.params))
+                                                [f"policy.consent_data_root={data_root}", *config.params])
     report.seconds["evaluate"] = round(time.monotonic() - clock, 1)
     write_report(report)
     return report

@@ -77,6 +77,10 @@ class ModelProvenanceError(UserError):
     """Not an ONNX model, or a model that carries no (readable) provenance."""
 
 
+class NoProvenanceError(ModelProvenanceError):
+    """The model carries no training provenance: hand-written, or trained by another tool."""
+
+
 def software_record(extra: Mapping[str, str] | None = None) -> dict[str, Any]:
     """robot_brain's version and git commit (the episode store's helper) plus the libraries that shaped the model."""
     import numpy
@@ -200,7 +204,7 @@ def read_model_provenance(path: str | os.PathLike[str]) -> ModelRecord:
     metadata = {p.key: p.value for p in model.metadata_props}
     text = metadata.get(METADATA_KEY)
     if text is None:
-        raise ModelProvenanceError(
+        raise NoProvenanceError(
             f"{source}: expected training provenance in metadata '{METADATA_KEY}', found none "
             "(a hand-written model, or one trained elsewhere)"
         )
@@ -433,3 +437,51 @@ def _check_person(registry: ConsentRegistry, status: OperatorStatus, moment: dat
     else:
         status.status = "no train consent"
     status.problems.append(f"'train' not granted now: {reason}")
+
+
+#: Operator statuses this site can confirm are not consented any more: a model trained on them is refused.
+WITHDRAWN_STATUSES = ("unknown", "forgotten", "revoked", "expired", "no train consent", "purged")
+
+
+@dataclass(frozen=True)
+class DeploymentCheck:
+    """May a model drive an arm here, as far as the people it was trained on are concerned."""
+
+    refusal: str
+    """Why not ("" when it may); names pseudonyms only."""
+    warning: str
+    """What could not be confirmed ("" when nothing)."""
+
+
+def check_model_for_deployment(path: str | os.PathLike[str],
+                               data_root: str | os.PathLike[str] | DataLayout | None = None) -> DeploymentCheck:
+    """The policy node's gate: refuse a model whose provenance names people whose consent the registry here
+    says is revoked, expired, forgotten or purged (or unknown to it), or whose provenance is unreadable.
+
+    A model without provenance (hand-written, or from another tool) was not trained on recorded
+    people here: it runs, with a warning. So does one whose people this site cannot check (no
+    registry here: a cell computer), saying where to check it (``robot-brain provenance``).
+    """
+    try:
+        record = read_model_provenance(path)
+    except NoProvenanceError:
+        return DeploymentCheck("", f"{path}: no training provenance (not trained by robot-brain train); not checked")
+    except ModelProvenanceError as error:
+        return DeploymentCheck(f"its provenance cannot be read: {error}", "")
+    report = check_model_provenance(record, data_root)
+    withdrawn = [status for status in report.operators if status.status in WITHDRAWN_STATUSES]
+    if withdrawn:
+        people = ", ".join(f"{status.operator} ({status.status})" for status in withdrawn)
+        return DeploymentCheck(
+            f"it was trained on episodes of operators whose consent no longer covers it: {people} "
+            f"(registry {report.data_root}; robot-brain provenance {record.path} says more; retrain without them)",
+            "",
+        )
+    if report.problems:
+        return DeploymentCheck(f"its provenance cannot be checked: {report.problems[0]}", "")
+    unverifiable = [status.operator for status in report.flagged]
+    if unverifiable:
+        return DeploymentCheck("", f"consent of {', '.join(unverifiable)} not verifiable here (no consent registry "
+                                   f"at {report.data_root}); check it where the model was trained: "
+                                   f"robot-brain provenance {record.path}")
+    return DeploymentCheck("", "")

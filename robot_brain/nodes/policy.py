@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,13 +51,14 @@ from robot_brain.inference.observation import (
 )
 from robot_brain.inference.runtime import InferenceRuntime, InvalidOutputError
 from robot_brain.inference.stats import LatencyStats
+from robot_brain.learning.model_provenance import check_model_for_deployment
 from robot_brain.perception.geometry import matrix_to_pose
 from robot_brain.perception.preprocess import Preprocessor
 from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
 from robot_brain.ros.diagnostics import OK, WARN
 from robot_brain.ros.image import image_to_array
 from robot_brain.ros.model_diagnostics import runtime_values
-from robot_brain.ros.model_params import load_model_from_parameters, model_parameters, runtime_options
+from robot_brain.ros.model_params import BUILTIN_MODELS, load_model_from_parameters, model_parameters, runtime_options
 from robot_brain.ros.node_skeleton import BrainNode, run_node
 from robot_brain.ros.params import value
 from robot_brain.ros.policy_io import JointStateIndexer, action_chunk_msg, point_to_array, stamp_to_nanoseconds
@@ -74,6 +76,12 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("joint_states_topic", "/joint_states", "JointState topic for joint and ee_pose inputs"),
     ("action_chunk_topic", "/policy/action_chunk", "Where ActionChunk messages are published"),
     ("task_id", 0, "Value of task_id inputs"),
+    ("consent_data_root", "",
+     "Data root whose consent registry checks a trained model's provenance (empty: $ROBOT_BRAIN_DATA_ROOT, "
+     "else ~/.local/share/robot_brain)"),
+    ("allow_withdrawn_consent", False,
+     "Run a model trained on people whose consent is revoked, expired or purged (an error at every start and "
+     "a diagnostics WARN say so)"),
 )
 
 
@@ -81,6 +89,7 @@ class PolicyNode(BrainNode):
     """Feeds the contract's inputs from topics to an ONNX policy and publishes its action chunks."""
 
     PARAMETERS = PARAMETERS
+    READ_ONLY_PARAMETERS = frozenset({"model_path", "model_sha256", "consent_data_root", "allow_withdrawn_consent"})
     DIAGNOSTIC_TASK = "policy"
 
     def __init__(self, **kwargs: Any) -> None:
@@ -103,9 +112,29 @@ class PolicyNode(BrainNode):
         self._joint_names: tuple[str, ...] = ()
         self._frame_id = ""
         self._rate_hz = 0.0
+        self._consent_warning = ""
+
+    def _check_consent_of_model(self) -> str:
+        """Refuse (``ConfigurationError``) a trained model whose people withdrew their consent; the warning, if any."""
+        path = str(value(self, "model_path"))
+        if not path or path in BUILTIN_MODELS or not Path(path).expanduser().is_file():
+            return ""  # built in, or missing: the loader says what is wrong with it
+        check = check_model_for_deployment(Path(path).expanduser(), str(value(self, "consent_data_root")) or None)
+        if check.refusal and not bool(value(self, "allow_withdrawn_consent")):
+            raise ConfigurationError(
+                f"model {path} refused: {check.refusal}; set allow_withdrawn_consent to run it anyway"
+            )
+        if check.refusal:
+            warning = f"running a model against its people's consent (allow_withdrawn_consent): {check.refusal}"
+            self.get_logger().error(warning)
+            return warning
+        if check.warning:
+            self.get_logger().warning(check.warning)
+        return check.warning
 
     # ----------------------------------------------------------------------------- lifecycle
     def configure_node(self) -> None:
+        self._consent_warning = self._check_consent_of_model()
         model = load_model_from_parameters(self)
         contract = model.require_contract()
         if contract.kind != "policy":
@@ -292,9 +321,11 @@ class PolicyNode(BrainNode):
     def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:
         values: dict[str, object] = {"model_id": self._model_id, "rate_hz": self._rate_hz}
         level, message = OK, self.status
+        if self._consent_warning:
+            level, message = WARN, self._consent_warning
         if self._runtime is not None:
             values.update(runtime_values(self._runtime, self._latency))
-            if self._runtime.providers.warning:
+            if self._runtime.providers.warning and not self._consent_warning:
                 level, message = WARN, self._runtime.providers.warning
         skips = dict(self._assembler.skips) if self._assembler else {}
         values.update(

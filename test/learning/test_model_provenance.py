@@ -8,14 +8,25 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import rclpy
+from helpers.domains import next_domain
 from helpers.training_support import ADA, ReachData, cli, copy_data_root, make_reach_data, write_reach_dataset
+from rclpy.context import Context
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 
 from robot_brain.consent.audit import read_audit
 from robot_brain.consent.events import append_audit
 from robot_brain.consent.registry import ConsentRegistry
+from robot_brain.embodiment.catalog import bundled_arm_path
 from robot_brain.inference.reach_policy import write_reach_policy
-from robot_brain.learning.model_provenance import check_model_provenance, read_model_provenance
+from robot_brain.learning.model_provenance import (
+    check_model_for_deployment,
+    check_model_provenance,
+    read_model_provenance,
+)
 from robot_brain.learning.training import TrainConfig, train
+from robot_brain.nodes.policy import PolicyNode
 from robot_brain.storage.times import utc_now
 
 
@@ -132,3 +143,52 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     assert status == 2 and "expected training provenance in metadata 'robot_brain.provenance', found none" in err
     status, _, err = cli("provenance", str(tmp_path / "missing.onnx"))
     assert status == 2 and err.count("\n") == 1
+
+
+def _configure_policy(model: Path, data_root: Path, **params: object) -> tuple[bool, str, PolicyNode, Context]:
+    """A real policy node (its own rclpy context) configured with ``model``: (succeeded, error, node, context)."""
+    context = Context()
+    rclpy.init(context=context, domain_id=next_domain())
+    values = {"model_path": str(model), "consent_data_root": str(data_root), "providers": ["cpu"],
+              "urdf_path": str(bundled_arm_path("panda")), **params}
+    node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+    succeeded = node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    return succeeded, node.startup_error, node, context
+
+
+def _close(node: PolicyNode, context: Context) -> None:
+    node.destroy_node()
+    context.try_shutdown()
+
+
+@pytest.mark.dds
+def test_the_policy_node_refuses_a_model_whose_peoples_consent_was_withdrawn(site: tuple[ReachData, Path]) -> None:
+    """Erasure reaches deployment: revoked train consent stops the model driving an arm, unless allowed, loudly."""
+    data, model = site
+    succeeded, error, node, context = _configure_policy(model, data.root)
+    _close(node, context)
+    assert succeeded, error
+    ConsentRegistry(data.root).revoke(ADA, "train")
+    succeeded, error, node, context = _configure_policy(model, data.root)
+    _close(node, context)
+    assert not succeeded and "refused" in error and f"{data.ada} (revoked)" in error and "Lovelace" not in error
+    succeeded, error, node, context = _configure_policy(model, data.root, allow_withdrawn_consent=True)
+    try:
+        assert succeeded, error
+        level, message, _values, _hardware = node.diagnostics()
+        assert level == b"\x01" and "against its people's consent" in message
+    finally:
+        _close(node, context)
+
+
+def test_a_model_without_provenance_or_a_registry_to_check_it_runs_with_a_warning(
+        site: tuple[ReachData, Path], tmp_path: Path) -> None:
+    data, model = site
+    hand_written = write_reach_policy(tmp_path / "hand.onnx")
+    check = check_model_for_deployment(hand_written, data.root)
+    assert check.refusal == "" and "no training provenance" in check.warning
+    elsewhere = check_model_for_deployment(model, tmp_path / "a-cell-computer")
+    assert elsewhere.refusal == "" and "not verifiable here" in elsewhere.warning
+    forged = tmp_path / "forged.onnx"
+    forged.write_bytes(b"\x00not an onnx model")
+    assert "cannot be read" in check_model_for_deployment(forged, data.root).refusal
