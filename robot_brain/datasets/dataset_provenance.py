@@ -3,15 +3,24 @@
 **Content hash** (``robot_brain.dataset-hash/1``): SHA-256 of the text that ``sha256sum``
 prints for every file of the dataset, sorted by path: one line ``<hex digest>  <path>`` per
 file (two spaces, ``/`` separators, paths relative to the dataset root, sorted bytewise),
-each ending in a newline. Left out: ``README.md`` and ``meta/provenance.json`` (they quote
-the hash) and anything hidden (a path part starting with ``.``). It can be checked without
-robot_brain::
+each ending in a newline. Left out: ``README.md``, ``meta/provenance.json`` and its seal
+(they quote the hash) and anything hidden (a path part starting with ``.``). It can be checked
+without robot_brain::
 
-    cd DATASET && find . -type f ! -path ./README.md ! -path ./meta/provenance.json ! -path '*/.*' -printf '%P\\n' \\
+    cd DATASET && find . -type f ! -path ./README.md ! -path ./meta/provenance.json ! -path ./meta/provenance.seal \\
+        ! -path '*/.*' -printf '%P\\n' \\
         | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum
 
 ``meta/provenance.json`` also lists every file's digest, so :func:`verify_provenance` says
 which file changed, went missing or was added.
+
+**Seal** (``meta/provenance.seal``): the export seals ``meta/provenance.json`` under the site's
+seal key (:mod:`robot_brain.consent.seals`), so an edit of the provenance itself (an operator
+relabelled ``scripted``, an episode's consent changed) is detected: training refuses a dataset
+whose seal is missing or does not match. The data files are covered by the content hash the
+sealed provenance quotes. A purge that marks a dataset stale logs its content hash in the
+audit log, so deleting ``STALE.json`` does not make it trainable again
+(:func:`erased_dataset_hashes`).
 
 **Personal data**: provenance carries pseudonyms only. :func:`check_no_personal_data` refuses
 keys that would hold a person's identity (``operator_name``, ``real_name``, ``email``, ...)
@@ -34,20 +43,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robot_brain.consent.audit import read_audit
+from robot_brain.consent.seals import SealError, check_seal, seal
 from robot_brain.datasets.lerobot_format import INCOMPLETE_MARKER, DatasetFormatError, read_json
 from robot_brain.storage.files import atomic_write_bytes, sha256_file
+from robot_brain.storage.paths import DataLayout
 from robot_brain.storage.times import format_time, utc_now
 
 PROVENANCE_PATH = "meta/provenance.json"
 CARD_PATH = "README.md"
+SEAL_PATH = "meta/provenance.seal"
+SEAL_PURPOSE = "dataset-provenance"
 PROVENANCE_FORMAT = "robot_brain.dataset_provenance/1"
 HASH_FORMAT = "robot_brain.dataset-hash/1"
 HASH_DEFINITION = (
     "sha256 of the sha256sum lines '<hex>  <path>\\n' of every file, sorted by path (bytewise), "
-    "except README.md, meta/provenance.json and hidden paths"
+    "except README.md, meta/provenance.json, meta/provenance.seal and hidden paths"
 )
 # The unfinished-export marker is never part of a finished dataset; it is left out while finalizing.
-HASH_EXCLUDED = frozenset({PROVENANCE_PATH, CARD_PATH, INCOMPLETE_MARKER})
+HASH_EXCLUDED = frozenset({PROVENANCE_PATH, SEAL_PATH, CARD_PATH, INCOMPLETE_MARKER})
 
 # Keys whose values would identify a person; provenance must carry pseudonyms only.
 PERSONAL_KEYS = frozenset(
@@ -395,3 +409,35 @@ def dataset_card(
     lines += _card_consent_lines(episodes, provenance)
     lines += _card_content_hash_lines(provenance)
     return "\n".join(header + lines)
+
+
+def seal_dataset(layout: DataLayout, root: str | Path) -> None:
+    """Seal ``root``'s ``meta/provenance.json`` under this site's seal key (``meta/provenance.seal``, 0600)."""
+    base = Path(root)
+    text = seal(layout, SEAL_PURPOSE, (base / PROVENANCE_PATH).read_bytes())
+    atomic_write_bytes(base / SEAL_PATH, (text + "\n").encode("ascii"), mode=0o600)
+
+
+def check_dataset_seal(layout: DataLayout, root: str | Path) -> None:
+    """:class:`ProvenanceError` naming the file unless ``meta/provenance.json`` is as this site sealed it."""
+    base = Path(root)
+    seal_file = base / SEAL_PATH
+    text = seal_file.read_text(encoding="ascii") if seal_file.is_file() else None
+    try:
+        check_seal(layout, SEAL_PURPOSE, (base / PROVENANCE_PATH).read_bytes(), text, what=str(base / PROVENANCE_PATH))
+    except SealError as error:
+        raise ProvenanceError(f"{error} (re-export the dataset from its episodes)") from None
+
+
+def erased_dataset_hashes(layout: DataLayout) -> dict[str, int]:
+    """Content hashes of datasets a purge marked stale, by the audit entry that says so (a hash-chained log)."""
+    if not layout.audit_log_path.is_file():
+        return {}
+    erased: dict[str, int] = {}
+    for entry in read_audit(layout):
+        if entry.kind != "data.purged":
+            continue
+        for dataset in entry.details.get("datasets") or []:
+            if isinstance(dataset, Mapping) and dataset.get("action") == "stale" and dataset.get("content_hash"):
+                erased[str(dataset["content_hash"])] = entry.seq
+    return erased

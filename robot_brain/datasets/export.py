@@ -74,6 +74,7 @@ import numpy as np
 from robot_brain.consent.events import append_audit
 from robot_brain.consent.registry import ConsentRegistry, Decision
 from robot_brain.datasets import lerobot
+from robot_brain.datasets.dataset_provenance import seal_dataset
 from robot_brain.datasets.lerobot_format import DatasetFormatError
 from robot_brain.datasets.resample import Segment, Stream, resample
 from robot_brain.embodiment import Arm, load_arm
@@ -1219,6 +1220,7 @@ def export_episodes(
             f"{error} (the unfinished export in {target} holds INCOMPLETE.json: finish it with "
             "robot_brain.datasets.lerobot.recover or delete it)"
         ) from None
+    seal_dataset(layout, target)  # training refuses provenance this site did not seal, or that was edited
     report.dataset_episodes = summary.episodes
     report.content_hash = summary.content_hash
     report.size_bytes = summary.size_bytes

@@ -565,7 +565,18 @@ def _handle_dataset(
             problem = f"{dataset.path}: not rebuilt ({error}); marked stale instead"
             report.problems.append(problem)
             mark_stale(dataset.path, pseudonym, dataset.episodes, moment)
-            return DatasetOutcome(dataset.path, "stale", f"rebuild failed: {error}")
+            return DatasetOutcome(dataset.path, "stale", f"rebuild failed: {error}",
+                                  _recorded_content_hash(dataset.path))
     mark_stale(dataset.path, pseudonym, dataset.episodes, moment)
     detail = f"holds {len(dataset.episodes)} of their episodes ({dataset.frames} frames)"
-    return DatasetOutcome(dataset.path, "stale", detail + ("; unfinished export" if dataset.unfinished else ""))
+    # The content hash goes into the audit log too: deleting STALE.json does not make the data trainable again.
+    return DatasetOutcome(dataset.path, "stale", detail + ("; unfinished export" if dataset.unfinished else ""),
+                          _recorded_content_hash(dataset.path))
+
+
+def _recorded_content_hash(root: Path) -> str | None:
+    """The content hash ``meta/provenance.json`` records for ``root`` (``None`` when it has none)."""
+    try:
+        return str(read_json_file(root / PROVENANCE_PATH, what="the dataset provenance")["content_hash"]["value"])
+    except (DataFileError, KeyError, TypeError):
+        return None

@@ -49,9 +49,15 @@ import pyarrow as pa
 from robot_brain.consent.operators import ConsentError
 from robot_brain.consent.registry import ConsentRegistry, Decision
 from robot_brain.datasets import stats as feature_stats
-from robot_brain.datasets.dataset_provenance import PROVENANCE_PATH, verify_provenance
+from robot_brain.datasets.dataset_provenance import (
+    PROVENANCE_PATH,
+    ProvenanceError,
+    check_dataset_seal,
+    erased_dataset_hashes,
+    verify_provenance,
+)
 from robot_brain.datasets.lerobot_format import EPISODES_DIR, DatasetFormatError, camera_key, read_json, read_parquet
-from robot_brain.datasets.lerobot_reader import LeRobotDataset
+from robot_brain.datasets.lerobot_reader import STALE_MARKER, LeRobotDataset
 from robot_brain.errors import UserError
 from robot_brain.storage.paths import DataLayout
 from robot_brain.storage.times import format_time, parse_time, utc_now
@@ -307,6 +313,7 @@ def screen_datasets(
     moment = at or utc_now()
     registry = ConsentRegistry(data_root)
     infos, fps = describe_datasets(datasets, camera=camera)
+    _require_sealed_and_not_erased(datasets, infos, data_root)
     included: list[ScreenedEpisode] = []
     excluded: list[ScreenedEpisode] = []
     seen_ids: dict[tuple[str, int | None], tuple[int, int]] = {}
@@ -330,6 +337,30 @@ def screen_datasets(
             f"({'; '.join(reasons[:3])}{'; ...' if len(reasons) > 3 else ''})"
         )
     return selection
+
+
+def _require_sealed_and_not_erased(
+    datasets: Sequence[LeRobotDataset], infos: Sequence[DatasetInfo], data_root: DataLayout
+) -> None:
+    """Refuse provenance this site did not seal (or that was edited since), and data a purge marked stale.
+
+    The episodes' operators and consent below come from ``meta/provenance.json``: without its
+    seal, relabelling an operator ``scripted`` would train on a person without consent. A purge
+    logs the content hash of every dataset it marks stale, so a deleted ``STALE.json`` changes
+    nothing.
+    """
+    erased = erased_dataset_hashes(data_root)
+    for dataset, info in zip(datasets, infos, strict=True):
+        try:
+            check_dataset_seal(data_root, dataset.root)
+        except ProvenanceError as error:
+            raise TrainingDataError(f"refusing to train: {error}") from None
+        if info.content_hash in erased:
+            raise TrainingDataError(
+                f"{dataset.root}: a purge marked this dataset stale (audit entry {erased[info.content_hash]}): it "
+                f"holds erased episodes, whatever {STALE_MARKER} says; rebuild it (robot-brain data purge --rebuild) "
+                "or delete it"
+            )
 
 
 def _provenance_entries(dataset: LeRobotDataset) -> dict[int, Mapping[str, Any]]:

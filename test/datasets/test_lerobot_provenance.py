@@ -44,7 +44,8 @@ def test_provenance_json_records_episodes_hash_and_files(exported: Path):
 
 def test_content_hash_is_reproducible_with_coreutils(exported: Path):
     command = (
-        "find . -type f ! -path ./README.md ! -path ./meta/provenance.json ! -path '*/.*' -printf '%P\\n' "
+        "find . -type f ! -path ./README.md ! -path ./meta/provenance.json ! -path ./meta/provenance.seal "
+        "! -path '*/.*' -printf '%P\\n' "
         "| LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum"
     )
     result = subprocess.run(["bash", "-c", command], cwd=exported, capture_output=True, text=True, check=True)

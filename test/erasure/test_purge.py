@@ -90,7 +90,8 @@ def test_purge_removes_every_episode_marks_datasets_stale_forgets_and_logs(copy,
     entry = [e for e in read_audit(root) if e.kind == "data.purged"][-1]
     assert entry.details["operator"] == site.ada
     assert sorted(entry.details["episodes"]) == sorted([*copy["ada"], copy["discarded"]])
-    assert entry.details["datasets"] == [{"path": str(mixed), "action": "stale", "content_hash": None}]
+    recorded = json.loads((mixed / "meta" / "provenance.json").read_text())["content_hash"]["value"]
+    assert entry.details["datasets"] == [{"path": str(mixed), "action": "stale", "content_hash": recorded}]
     assert entry.details["consent"] == "forgotten" and entry.details["complete"] is True
     assert verify_audit(root).ok
     log = (root / "consent" / "audit.jsonl").read_bytes()

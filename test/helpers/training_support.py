@@ -33,10 +33,12 @@ from robots import ARMS
 from robot_brain.cli.main import main
 from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.datasets import lerobot
+from robot_brain.datasets.dataset_provenance import seal_dataset
 from robot_brain.embodiment import Arm, load_arm
 from robot_brain.perception.geometry import matrix_to_pose
 from robot_brain.sim.task import ReachTask
 from robot_brain.sim.workspace import Layout, LayoutOptions, compute_layout
+from robot_brain.storage.paths import DataLayout
 
 FPS = 10
 HEIGHT, WIDTH = 48, 64
@@ -151,8 +153,10 @@ def write_reach_dataset(
     seed: int = 0,
     length: int = 30,
     camera: bool = False,
+    data_root: Path | None = None,
 ) -> lerobot.DatasetSummary:
-    """One episode per ``(operator, consent id, scopes)``, reach demonstrations on ``robot``."""
+    """One episode per ``(operator, consent id, scopes)``, reach demonstrations on ``robot``, sealed by
+    ``data_root`` (default: the data root of ``<data root>/datasets/<name>``)."""
     writer = lerobot.create(root, FPS, features(robot, camera), robot_type=robot)
     for index, (operator, consent_id, scopes) in enumerate(operators):
         columns = reach_episode(robot, seed * 1000 + index, length)
@@ -164,7 +168,10 @@ def write_reach_dataset(
             images=images,
             provenance=provenance(robot, index, operator, consent_id, scopes),
         )
-    return writer.finalize(export={"excluded": []})
+    summary = writer.finalize(export={"excluded": []})
+    # As robot-brain data export does: the data root's seal key vouches for the provenance.
+    seal_dataset(DataLayout.resolve(data_root if data_root is not None else root.parent.parent), root)
+    return summary
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,8 @@ def test_scripted_only_model_needs_no_registry(tmp_path: Path) -> None:
     write_reach_dataset(dataset, "ur5", [("scripted", None, ())] * 3, length=12)
     model = tmp_path / "scripted.onnx"
     train([dataset], model, TrainConfig(steps=5), data_root=root, log=lambda _line: None)
-    assert not (root / "consent").exists()  # training created no consent folder either
+    # No registry was needed or created (the consent folder holds the seal key and the audit log).
+    assert not (root / "consent" / "registry.json").exists()
     status, out, _ = cli("provenance", str(model), "--data-root", str(root))
     assert status == 0 and "all clear" in out
 

@@ -25,6 +25,8 @@ from robots import ARMS
 from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.control.actions import quaternion_to_matrix
 from robot_brain.datasets.dataset_provenance import dataset_content_hash
+from robot_brain.datasets.lerobot_reader import STALE_MARKER
+from robot_brain.erasure.purge import purge_operator
 from robot_brain.inference.contract import METADATA_KEY as CONTRACT_KEY
 from robot_brain.inference.model import load_model
 from robot_brain.inference.observation import apply_normalization, decode_chunk
@@ -259,3 +261,27 @@ def test_selection_travels_to_other_ranks_without_a_registry(reach_data: ReachDa
     rebuilt = td.selection_from_document(td.open_datasets(reach_data.datasets, DataLayout(tmp_path)), document)
     assert rebuilt.included == selection.included and rebuilt.excluded == selection.excluded
     assert rebuilt.datasets == selection.datasets and rebuilt.checked_at == selection.checked_at
+
+
+def test_edited_provenance_is_refused_naming_the_file(reach_data: ReachData, tmp_path: Path) -> None:
+    """Relabel a person's episodes 'scripted' in meta/provenance.json: the seal no longer matches."""
+    data = copy_data_root(reach_data, tmp_path / "root")
+    provenance = data.panda / "meta" / "provenance.json"
+    provenance.write_text(provenance.read_text(encoding="utf-8").replace(data.ada, "scripted"), encoding="utf-8")
+    status, _, err = cli("train", str(data.panda), "--out", str(tmp_path / "m.onnx"), "--data-root", str(data.root))
+    assert status == 2 and err.count("\n") == 1, err
+    assert str(provenance) in err and "does not match its seal" in err
+    (data.ur5 / "meta" / "provenance.seal").unlink()
+    status, _, err = cli("train", str(data.ur5), "--out", str(tmp_path / "m.onnx"), "--data-root", str(data.root))
+    assert status == 2 and "expected a seal, found none" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_deleting_the_stale_marker_does_not_make_a_purged_dataset_trainable(reach_data: ReachData,
+                                                                             tmp_path: Path) -> None:
+    data = copy_data_root(reach_data, tmp_path / "root")
+    report = purge_operator(data.root, data.ada)
+    assert {d.action for d in report.datasets} == {"stale"}
+    (data.panda / STALE_MARKER).unlink()
+    status, _, err = cli("train", str(data.panda), "--out", str(tmp_path / "m.onnx"), "--data-root", str(data.root))
+    assert status == 2 and "a purge marked this dataset stale (audit entry" in err, err
