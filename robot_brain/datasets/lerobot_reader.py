@@ -47,6 +47,7 @@ from robot_brain.datasets.lerobot_format import (
     video_keys,
 )
 from robot_brain.datasets.video import VideoError, decode_at, iter_frames, probe
+from robot_brain.storage.paths import confined
 
 REQUIRED_INFO_KEYS = (
     "codebase_version",
@@ -229,19 +230,28 @@ class LeRobotDataset:
 
     def data_path(self, episode: int) -> Path:
         episode = self._episode_check(episode)
-        return self.root / self.info["data_path"].format(
+        return self._inside("data_path", self.info["data_path"].format(
             chunk_index=int(self.episodes["data/chunk_index"][episode]),
             file_index=int(self.episodes["data/file_index"][episode]),
-        )
+        ))
 
     def video_path(self, episode: int, camera: str) -> Path:
         episode = self._episode_check(episode)
         key = self._video_key(camera)
-        return self.root / self.info["video_path"].format(
+        return self._inside("video_path", self.info["video_path"].format(
             video_key=key,
             chunk_index=int(self.episodes[f"videos/{key}/chunk_index"][episode]),
             file_index=int(self.episodes[f"videos/{key}/file_index"][episode]),
-        )
+        ))
+
+    def _inside(self, template: str, relative: str) -> Path:
+        """A path a template of ``meta/info.json`` made, refused when it leaves the dataset's folder."""
+        path = confined(self.root, relative)
+        if path is None:
+            raise DatasetFormatError(
+                f"{self.root / INFO_PATH}: {template} gives {relative!r}, outside the dataset's folder (refused)"
+            )
+        return path
 
     def _video_key(self, camera: str) -> str:
         key = camera if camera in self.video_keys else camera_key(camera)

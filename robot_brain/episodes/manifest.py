@@ -26,6 +26,7 @@ from typing import Any
 
 from robot_brain.episodes.errors import ManifestError
 from robot_brain.storage.files import atomic_write_bytes
+from robot_brain.storage.paths import bare_file_name
 
 MANIFEST_NAME = "manifest.json"
 ROBOT_DESCRIPTION_NAME = "robot_description.urdf"
@@ -204,6 +205,15 @@ class EpisodeManifest:
                 damage=reader.get(recovery_data, "damage", str),
                 original_file=reader.get(recovery_data, "original_file", str, optional=True),
             )
+        recovered = root.get("recovery") if isinstance(root.get("recovery"), dict) else {}
+        file_fields = (("bag_file", root.get("bag_file")), ("robot.description_file", robot.get("description_file")),
+                       ("recovery.original_file", recovered.get("original_file")))
+        for name, text in file_fields:
+            if isinstance(text, str) and not bare_file_name(text):
+                raise ManifestError(
+                    f"{source}: {name} must name a file in the episode's folder, found {text!r} "
+                    "(a path elsewhere is refused: an edited manifest must not point a reader outside it)"
+                )
         scopes = reader.get(consent, "scopes", list)
         if not all(isinstance(scope, str) for scope in scopes):
             raise ManifestError(f"{source}: consent.scopes must be a list of strings, found {scopes!r}")

@@ -137,3 +137,18 @@ class DataLayout:
 def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--data-root DIR`` (default ``None``: resolve with :func:`resolve_data_root`)."""
     parser.add_argument("--data-root", metavar="DIR", default=None, help=DATA_ROOT_HELP)
+
+
+def bare_file_name(text: str) -> bool:
+    """Whether ``text`` names a file in its own folder: no separator, not ``.``/``..``, no NUL (what a
+    manifest's file fields must be, so that an edited file cannot point a reader anywhere else)."""
+    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text and "\0" not in text
+
+
+def confined(base: Path, relative: str) -> Path | None:
+    """``base / relative`` when it stays inside ``base`` (symbolic links resolved), else ``None``."""
+    if not relative or Path(relative).is_absolute() or "\0" in relative:
+        return None
+    root = base.resolve()
+    target = (base / relative).resolve()
+    return target if target == root or root in target.parents else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import av
@@ -312,6 +313,18 @@ def test_reader_agrees_with_the_files(dataset):
     assert len(streamed) == LENGTHS[1] and np.array_equal(np.stack([f for _, f in streamed]), full)
     with pytest.raises(lerobot.VideoError, match=re.escape("within 0.0001 s")):
         data.video_frames(1, "scene", timestamps=[0.5 / FPS])  # between two frames
+
+
+def test_a_path_template_that_leaves_the_dataset_is_refused(dataset, tmp_path: Path):
+    """meta/info.json's data_path is a template the reader formats: an edited one must not reach other files."""
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset[0], copy)
+    info_path = copy / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["data_path"] = "../../{chunk_index}/x.parquet"
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(lerobot.DatasetFormatError, match="outside the dataset's folder"):
+        lerobot.open_dataset(copy).data_path(0)
 
 
 def test_h264_option(tmp_path: Path):

@@ -343,6 +343,22 @@ def test_corrupt_manifest_is_a_one_line_error_naming_the_file(tmp_path: Path, co
     assert store.recover() == []  # a bad manifest is reported, never "recovered" over
 
 
+@pytest.mark.parametrize("field", ["bag_file", "description_file"])
+def test_a_manifest_that_points_outside_its_episode_folder_is_refused(tmp_path: Path, field: str) -> None:
+    """An edited manifest must not make a reader open (or an export copy) a file elsewhere on the host."""
+    store = EpisodeStore(tmp_path)
+    with store.start_episode(provenance(), [JOINT_STATES]) as writer:
+        write_joint_states(writer, 5)
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("not the episode's", encoding="utf-8")
+    path = writer.path / MANIFEST_NAME
+    document = json.loads(path.read_text(encoding="utf-8"))
+    (document["robot"] if field == "description_file" else document)[field] = "../../elsewhere.txt"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ManifestError, match="must name a file in the episode's folder"):
+        store.open_episode(writer.episode_id)
+
+
 def test_a_bag_truncated_after_it_was_complete_is_a_one_line_read_error(tmp_path: Path) -> None:
     store = EpisodeStore(tmp_path)
     with store.start_episode(provenance(), [JOINT_STATES]) as writer:
