@@ -161,6 +161,15 @@ class Counters:
     def reject(self, reason: str) -> None:
         self.chunks_rejected[reason] = self.chunks_rejected.get(reason, 0) + 1
 
+    def rejections(self) -> dict[str, int]:
+        """A copy of the rejection counts, safe to iterate while the loop thread counts a new reason.
+
+        ``dict.copy`` runs in C without releasing the GIL; iterating the live dict from another
+        thread raises "dictionary changed size during iteration" when a first rejection of a
+        kind lands meanwhile (the diagnostics timer did that).
+        """
+        return self.chunks_rejected.copy()
+
 
 @dataclass(frozen=True)
 class Teleop:

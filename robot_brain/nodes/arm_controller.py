@@ -621,7 +621,7 @@ class ArmControllerNode(BrainNode):
             values.update({f"limit_{name}": count for name, count in controller.limit_counts().items()})
             counters = controller.counters
             values.update({key: val for key, val in vars(counters).items() if not isinstance(val, dict)})
-            values.update({f"rejected_{key}": val for key, val in counters.chunks_rejected.items()})
+            values.update({f"rejected_{key}": val for key, val in counters.rejections().items()})
             values["joint_states_rejected"] = controller.state.rejected + self._joint_states_ignored
             if self._slow_lane is not None:
                 values.update(self._slow_lane.counts())
