@@ -37,6 +37,7 @@ from sensor_msgs.msg import Joy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from robot_brain.errors import UserError
 from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
 from robot_brain.ros.control_msgs import LATCHED
 from robot_brain.ros.diagnostics import ERROR, OK, WARN
@@ -84,6 +85,8 @@ class TeleopNode(BrainNode):
         self._joy: JoyInput | None = None
         self._latest_joy: PadReading | None = None
         self._joy_layout_checked: tuple[int, int] | None = None
+        self._joy_rejected = 0
+        self._joy_problem = ""
         self._intent: Intent | None = None
         self._published = {"twists": 0, "jogs": 0, "gripper": 0, "events": 0, "estops": 0, "resets": 0}
         self._last_status_time = 0.0
@@ -150,10 +153,14 @@ class TeleopNode(BrainNode):
             # The device is known only from its messages: check the mapping against the first (and any change).
             try:
                 mapping.check_layout(counted_layout(*counts, f"Joy messages on {mapping.joy_topic}"))
-            except Exception as error:
-                self.report_fault("mapping", error)
+            except UserError as error:
+                # Bad input, not a fault of this node: the message is dropped and counted, nothing moves
+                # (the pad goes silent, so the operator's rules halt), and diagnostics say why.
+                self._joy_rejected += 1
+                self._joy_problem = str(error)
+                self.get_logger().error(f"Joy message refused: {error}", throttle_duration_sec=LOG_THROTTLE_S)
                 return
-            self._joy_layout_checked = counts
+            self._joy_layout_checked, self._joy_problem = counts, ""
         self._latest_joy = joy.reading(msg.axes, msg.buttons, time.monotonic())
 
     def _operator_observes(self, what: str, state: bool) -> None:
@@ -255,6 +262,9 @@ class TeleopNode(BrainNode):
         intent = self._intent
         values: dict[str, object] = dict(self._published)
         values["service_failures"] = self._service_failures
+        values["joy_messages_refused"] = self._joy_rejected
+        if self._joy_problem:
+            return ERROR, f"Joy messages refused: {self._joy_problem}", values, "joy"
         if intent is None:
             return OK, self.status, values, "none"
         status = intent.status

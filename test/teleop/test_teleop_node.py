@@ -270,3 +270,55 @@ def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: 
         probe.destroy_node()
         context.try_shutdown()
 
+
+
+def test_joy_messages_of_a_layout_the_map_cannot_use_are_refused_not_a_fault() -> None:
+    """Bad input is never a node fault: a 2-axis Joy stream is dropped and counted, nothing moves, and a
+    pad of the right layout afterwards drives again without a restart."""
+    import rclpy
+    from rclpy.context import Context
+
+    from robot_brain.embodiment.catalog import bundled_arm_path
+
+    context = Context()
+    rclpy.init(context=context, domain_id=next_domain())
+    teleop = TeleopNode(context=context, parameter_overrides=[
+        Parameter("input", value="joy"), Parameter("urdf_path", value=str(bundled_arm_path("ur5")))])
+    probe = rclpy.create_node("joy_probe_bad_layout", context=context)
+    twists: list[TwistStamped] = []
+    probe.create_subscription(TwistStamped, "/teleop/twist", twists.append, qos_profile_sensor_data)
+    joy = probe.create_publisher(Joy, "/joy", 10)
+    executor = SingleThreadedExecutor(context=context)
+    for node in (teleop, probe):
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        assert teleop.trigger_configure() == TransitionCallbackReturn.SUCCESS, teleop.startup_error
+        assert teleop.trigger_activate() == TransitionCallbackReturn.SUCCESS, teleop.startup_error
+
+        def send(axes: list[float], deadman: bool, seconds: float, buttons: int = 15) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pressed = [0] * buttons
+                if deadman and buttons > LEFT_SHOULDER:
+                    pressed[LEFT_SHOULDER] = 1
+                joy.publish(Joy(axes=axes, buttons=pressed))
+                time.sleep(0.02)
+
+        send([0.0, 1.0], True, 0.6, buttons=2)  # a joystick with two axes and two buttons
+        wait_for(lambda: teleop.diagnostics()[0] == b"\x02", 5.0, "a diagnostics ERROR")
+        _level, message, values, _ = teleop.diagnostics()
+        assert "Joy messages refused" in message and int(values["joy_messages_refused"]) > 0
+        assert teleop.active and not teleop.fault, teleop.status
+        assert not any(t.twist.linear.x > 0.0 for t in twists), "a refused message moved the arm"
+        send([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], False, 0.3)  # the right pad: seen released first
+        send([0.0, 1.0, 0.0, 0.0, 0.0, 0.0], True, 0.5)
+        wait_for(lambda: any(t.twist.linear.x > 0.05 for t in twists), 5.0, "a +x twist from the right pad")
+        assert teleop.diagnostics()[0] != b"\x02"
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+        teleop.destroy_node()
+        probe.destroy_node()
+        context.try_shutdown()
