@@ -65,6 +65,8 @@ from robot_brain.storage.files import sha256_file
 from robot_brain.storage.paths import resolve_data_root
 
 LOG_THROTTLE_S = 5.0
+#: How long deactivation waits for the writer to finish the episode in progress, s.
+STOP_TIMEOUT_S = 10.0
 #: Requests on /episode/events the recorder acts on; its own answers are ignored when they come back.
 REQUESTS = (EpisodeEvent.START, EpisodeEvent.STOP, EpisodeEvent.SUCCESS, EpisodeEvent.FAILURE, EpisodeEvent.DISCARD)
 
@@ -187,10 +189,18 @@ class RecorderNode(BrainNode):
         self.start_worker("writer", self._work)
 
     def deactivate_node(self) -> None:
-        """An episode still recording is finished (unlabelled) before the worker stops: nothing is lost."""
-        if self._recording:
+        """An episode still recording is finished (unlabelled) before the worker stops: nothing is lost.
+
+        When the writer worker is already gone (it failed), nobody would answer the request: the
+        episode is left as it is on disk for the recovery scan instead of waiting for nothing.
+        """
+        if self._recording and self.worker_alive("writer"):
             request = self._submit(_Request("stop"))
-            request.done.wait(10.0)
+            request.done.wait(STOP_TIMEOUT_S)
+        elif self._recording:
+            self.get_logger().error(
+                "the writer worker is gone: the episode being recorded is left for the recovery scan"
+            )
         with self._wake:
             self._wake.notify_all()
 

@@ -345,6 +345,15 @@ class BrainNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ----------------------------------------------------------------------------- workers
+    def worker(self, name: str) -> Worker | None:
+        """The worker started under ``name`` (alive or not), ``None`` if none was."""
+        return self._workers.get(name)
+
+    def worker_alive(self, name: str) -> bool:
+        """Whether the worker ``name`` is running: a request handed to a dead one would never be answered."""
+        found = self._workers.get(name)
+        return found is not None and found.alive
+
     def start_worker(self, name: str, body: Callable[[threading.Event], None]) -> Worker:
         """Start a supervised thread ``body(stop)``; it is stopped and joined on deactivate."""
         if name in self._workers and self._workers[name].alive:

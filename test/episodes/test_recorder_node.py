@@ -350,3 +350,21 @@ def test_kill_9_mid_episode_keeps_earlier_episodes_and_the_next_recorder_recover
     recovered = store.load_manifest(interrupted)
     assert recovered.state == "recovered", recovered.error
     assert 0 < recovered.topics["/joint_states"].count <= 300
+
+
+def test_deactivating_with_a_dead_writer_does_not_wait_for_an_answer_that_never_comes(tmp_path: Path) -> None:
+    """A stop request handed to a worker that is gone was waited on for 10 s; the episode stays recoverable."""
+    with bench(tmp_path, "scripted") as b:
+        _activate(b)
+        b.cell.request("start", task="reach")
+        started = b.cell.answer("recording")
+        b.cell.publish_motion(20)
+        worker = b.recorder.worker("writer")
+        assert worker is not None and worker.stop(timeout=5.0)  # the writer thread ends, the episode open
+        assert not b.recorder.worker_alive("writer")
+        began = time.monotonic()
+        b.recorder.trigger_deactivate()
+        assert time.monotonic() - began < 3.0
+        b.recorder.trigger_cleanup()  # teardown leaves the open episode to the recovery scan
+        (result,) = EpisodeStore(tmp_path).recover()
+        assert result.episode_id == started.episode_id
