@@ -20,6 +20,7 @@ import functools
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,15 +206,7 @@ class EpisodeManifest:
                 damage=reader.get(recovery_data, "damage", str),
                 original_file=reader.get(recovery_data, "original_file", str, optional=True),
             )
-        recovered = root.get("recovery") if isinstance(root.get("recovery"), dict) else {}
-        file_fields = (("bag_file", root.get("bag_file")), ("robot.description_file", robot.get("description_file")),
-                       ("recovery.original_file", recovered.get("original_file")))
-        for name, text in file_fields:
-            if isinstance(text, str) and not bare_file_name(text):
-                raise ManifestError(
-                    f"{source}: {name} must name a file in the episode's folder, found {text!r} "
-                    "(a path elsewhere is refused: an edited manifest must not point a reader outside it)"
-                )
+        _check_file_fields(root, robot, source)
         scopes = reader.get(consent, "scopes", list)
         if not all(isinstance(scope, str) for scope in scopes):
             raise ManifestError(f"{source}: consent.scopes must be a list of strings, found {scopes!r}")
@@ -250,6 +243,19 @@ class EpisodeManifest:
             error=reader.get(root, "error", str, optional=True),
             recovery=recovery,
         )
+
+
+def _check_file_fields(root: Mapping[str, Any], robot: Mapping[str, Any], source: str) -> None:
+    """The manifest's file fields name files in the episode's own folder, nothing elsewhere on the host."""
+    recovered = root.get("recovery") if isinstance(root.get("recovery"), dict) else {}
+    fields = (("bag_file", root.get("bag_file")), ("robot.description_file", robot.get("description_file")),
+              ("recovery.original_file", recovered.get("original_file")))
+    for name, text in fields:
+        if isinstance(text, str) and not bare_file_name(text):
+            raise ManifestError(
+                f"{source}: {name} must name a file in the episode's folder, found {text!r} "
+                "(a path elsewhere is refused: an edited manifest must not point a reader outside it)"
+            )
 
 
 class _FieldReader:
