@@ -180,6 +180,8 @@ class PerceptionNode(BrainNode):
         self._self_filter_offset_s = float("nan")
         self._self_filter_latency = LatencyStats()
         self._joint_states_received = 0
+        #: Notified at each joint state, so a worker waiting for a late one wakes when it arrives.
+        self._joint_state_arrived = threading.Condition()
         self._catch_up_misses = 0
         self._joint_scratch = np.zeros(0)
         self._debug_publisher: Any = None
@@ -334,7 +336,9 @@ class PerceptionNode(BrainNode):
         if stamp == 0:  # a driver that does not stamp: now is the best guess
             stamp = self.get_clock().now().nanoseconds
         self_filter.add_joint_state(stamp, msg.name, msg.position)
-        self._joint_states_received += 1
+        with self._joint_state_arrived:
+            self._joint_states_received += 1
+            self._joint_state_arrived.notify_all()
 
     def _on_image(self, msg: Image) -> None:
         with self._wake:
@@ -482,11 +486,14 @@ class PerceptionNode(BrainNode):
         tolerance = self_filter.options.max_joint_state_age_s
         deadline = time.monotonic() + JOINT_STATE_CATCH_UP_S
         received = self._joint_states_received
-        while time.monotonic() < deadline:
-            time.sleep(0.002)
-            if self._joint_states_received == received:
-                continue
-            received = self._joint_states_received
+        while (left := deadline - time.monotonic()) > 0.0:
+            with self._joint_state_arrived:  # woken by the next joint state, not by polling
+                while self._joint_states_received == received and left > 0.0:
+                    self._joint_state_arrived.wait(left)
+                    left = deadline - time.monotonic()
+                if self._joint_states_received == received:
+                    return False
+                received = self._joint_states_received
             lookup = self_filter.history.sample(stamp, tolerance, self._joint_scratch)
             if lookup.status is not SampleStatus.STALE or lookup.offset_s <= 0.0:
                 return True
