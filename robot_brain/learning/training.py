@@ -26,9 +26,12 @@ The steps, each in its own module:
    through ``torch.multiprocessing`` (from a script, guard the call with
    ``if __name__ == "__main__":``, as ``spawn`` requires); or ``torchrun`` across hosts
    (``env://``, detected from ``WORLD_SIZE``): rank 0 alone checks consent and broadcasts its
-   decisions (the other hosts need the datasets, not the registry, which holds names) and alone
-   writes checkpoints and the model. The *global* batch is drawn from the shared generator and
-   each rank takes its slice of ``batch_size / nproc`` samples; DDP averages the gradients, so
+   decisions as JSON, and a checkpoint to resume as its bytes, read with ``weights_only`` (the
+   other hosts need the datasets, not the registry, which holds names; nothing crosses as a
+   pickle), and alone writes checkpoints and the model. The *global* batch is drawn from the
+   shared generator and each rank takes its slice of ``batch_size / nproc`` samples (a batch the
+   ranks cannot split evenly is refused; under torchrun ``nproc`` is its world size, which the
+   provenance records); DDP averages the gradients, so
    each step's gradient is the single-process gradient up to float summation order: N
    processes train the same model as one. (Faster only when a step's compute outweighs the
    all-reduce: not for the small state MLP on a shared 2-core machine.)
@@ -47,7 +50,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,10 +76,12 @@ from robot_brain.learning.training_loop import (
     LoopState,
     Rank,
     StopRequest,
-    broadcast_from_main,
+    broadcast_checkpoint,
+    broadcast_json,
     load_checkpoint,
     new_model,
     process_group,
+    rank_device,
     run_loop,
     run_ranked,
     run_spawned,
@@ -352,6 +357,13 @@ def train(
     if distributed is not None:
         if config.nproc > 1:
             raise TrainingError("started by torchrun: leave --nproc at 1 (torchrun's --nproc-per-node sets the ranks)")
+        if config.batch_size % distributed.world:
+            raise TrainingError(
+                f"batch: expected a multiple of torchrun's {distributed.world} ranks (each takes an equal slice; "
+                f"the rest would be dropped), found {config.batch_size}"
+            )
+        # The ranks are torchrun's: the configuration (and so the model's provenance) says how many.
+        config = replace(config, nproc=distributed.world)
         return _train_torchrun(datasets, paths, config, layout, resume, at, say, distributed)
     _check_checkpoint_use(paths, resume)
     opened = td.open_datasets(datasets, layout)
@@ -425,6 +437,7 @@ def _train_torchrun(
     names) and reads the checkpoint; both are broadcast. Rank 0 writes the checkpoints and the model, so
     ``MODEL``'s folder only needs to exist on rank 0's host."""
     with process_group(config, rank):
+        device = rank_device(config, rank)
         opened = td.open_datasets(datasets, layout)
         selection: td.Selection | None = None
         if rank.main:
@@ -433,18 +446,21 @@ def _train_torchrun(
                 selection = _screen(opened, layout, config, at, say)
                 message: dict[str, Any] = td.selection_document(selection)
             except UserError as error:
-                broadcast_from_main({"error": str(error)}, rank)
+                broadcast_json({"error": str(error)}, rank, device)
                 raise
-            broadcast_from_main(message, rank)
+            broadcast_json(message, rank, device)
         else:
-            message = broadcast_from_main(None, rank)
+            message = broadcast_json(None, rank, device)
             if "error" in message:
                 raise TrainingError(f"rank 0 stopped: {message['error']}")
             selection = td.selection_from_document(opened, message)
         data = prepare_data(opened, selection, config)
         resume_state = None
         if resume:
-            resume_state = broadcast_from_main(_resume_state(paths, data, config, say) if rank.main else None, rank)
+            if rank.main:
+                _resume_state(paths, data, config, say)  # checked (and said) on rank 0 first
+            resume_state = broadcast_checkpoint(paths.checkpoint if rank.main else None, rank, device,
+                                                data.fingerprint)
         stop = StopRequest()
         with stop.installed(primary=rank.main):
             state = run_ranked(data, config, paths, resume_state, stop, rank)

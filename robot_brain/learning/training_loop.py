@@ -12,6 +12,7 @@ the loss and of the stop flag) on when to stop.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -129,8 +130,9 @@ def save_checkpoint(path: Path, state: LoopState, fingerprint: Mapping[str, Any]
         temporary.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: Path, fingerprint: Mapping[str, Any] | None = None) -> LoopState:
-    """Read a checkpoint (weights only: no code is unpickled); with ``fingerprint``, refuse one of another run."""
+def load_checkpoint(path: Path | io.BytesIO, fingerprint: Mapping[str, Any] | None = None) -> LoopState:
+    """Read a checkpoint, a file or its bytes (weights only: no code is unpickled); with ``fingerprint``,
+    refuse one of another run."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -278,7 +280,8 @@ class Rank:
         return self.rank == 0
 
 
-def _device(config: TrainConfig, rank: Rank) -> torch.device:
+def rank_device(config: TrainConfig, rank: Rank) -> torch.device:
+    """This rank's device: its GPU under CUDA (where NCCL's collectives take their tensors), else the CPU."""
     return torch.device(f"cuda:{rank.local_rank}") if config.device == "cuda" else torch.device("cpu")
 
 
@@ -344,7 +347,7 @@ class _Trainer:
 
 def _new_trainer(data: PreparedData, config: TrainConfig, resume: LoopState | None, rank: Rank) -> _Trainer:
     """The seeded model, optimiser and generator (restored from ``resume``), wrapped for DDP, with their data."""
-    device = _device(config, rank)
+    device = rank_device(config, rank)
     model = new_model(data, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
@@ -554,11 +557,36 @@ def process_group(config: TrainConfig, rank: Rank) -> Iterator[None]:
         torch.distributed.destroy_process_group()
 
 
-def broadcast_from_main(value: Any, rank: Rank) -> Any:
-    """Rank 0's ``value`` on every rank (the consent decisions, a resumed checkpoint)."""
-    box = [value if rank.main else None]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+def broadcast_bytes(data: bytes | None, rank: Rank, device: torch.device) -> bytes:
+    """Rank 0's ``data`` on every rank, as raw bytes in two tensor broadcasts (its length, then the bytes).
+
+    Nothing is unpickled: ``broadcast_object_list`` pickles, and a peer that can reach the
+    rendezvous could make every rank run code of its choosing.
+    """
+    length = torch.tensor([len(data) if rank.main and data is not None else 0], dtype=torch.int64, device=device)
+    torch.distributed.broadcast(length, src=0)
+    if rank.main:
+        assert data is not None
+        buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device) if data else torch.empty(
+            0, dtype=torch.uint8, device=device)
+    else:
+        buffer = torch.empty(int(length.item()), dtype=torch.uint8, device=device)
+    torch.distributed.broadcast(buffer, src=0)
+    return bytes(buffer.cpu().numpy().tobytes())
+
+
+def broadcast_json(value: Any, rank: Rank, device: torch.device) -> Any:
+    """Rank 0's JSON-able ``value`` on every rank (the consent decisions), as JSON text, never a pickle."""
+    data = json.dumps(value, sort_keys=True).encode("utf-8") if rank.main else None
+    return json.loads(broadcast_bytes(data, rank, device).decode("utf-8"))
+
+
+def broadcast_checkpoint(path: Path | None, rank: Rank, device: torch.device,
+                         fingerprint: Mapping[str, Any]) -> LoopState:
+    """Rank 0's checkpoint file on every rank, read back with ``torch.load(weights_only=True)``."""
+    data = path.read_bytes() if rank.main and path is not None else None
+    return load_checkpoint(io.BytesIO(broadcast_bytes(data, rank, device)), fingerprint)
+
 
 
 def run_ranked(
