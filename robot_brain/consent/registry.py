@@ -87,8 +87,8 @@ from robot_brain.storage.files import (
     DataFileError,
     atomic_write_bytes,
     atomic_write_json,
+    create_secret_file,
     exclusive_lock,
-    fsync_directory,
     read_json_file,
 )
 from robot_brain.storage.paths import CONSENT_DIR_MODE, DataLayout
@@ -745,18 +745,7 @@ class ConsentRegistry:
         key = secrets.token_bytes(_KEY_BYTES)
         key_id = _key_id(key)
         lost = list(state.key_ids)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError as error:
-            raise DataFileError(f"{path}: appeared while creating the site key; try again") from error
-        except OSError as error:
-            raise DataFileError(f"cannot create the site key {path}: {error.strerror or error}") from error
-        try:
-            os.write(descriptor, key.hex().encode("ascii") + b"\n")
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        fsync_directory(path.parent)
+        create_secret_file(path, key.hex().encode("ascii") + b"\n", what="the site key")
         append_entry_locked(
             self.layout,
             "key.created",

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from pathlib import Path
 
 from robot_brain.errors import UserError
-from robot_brain.storage.files import DataFileError, exclusive_lock, fsync_directory
+from robot_brain.storage.files import DataFileError, create_secret_file, exclusive_lock
 from robot_brain.storage.paths import CONSENT_DIR_MODE, DataLayout
 
 SEAL_KEY_NAME = "seal.key"
@@ -67,13 +66,7 @@ def _key(layout: DataLayout, *, create: bool) -> bytes | None:
         if key is not None:
             return key
         key = secrets.token_bytes(32)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(descriptor, key.hex().encode("ascii") + b"\n")
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        fsync_directory(path.parent)
+        create_secret_file(path, key.hex().encode("ascii") + b"\n", what="the seal key")
     return key
 
 

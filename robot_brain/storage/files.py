@@ -91,6 +91,26 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int =
     fsync_directory(target.parent)
 
 
+def create_secret_file(path: Path, data: bytes, *, what: str) -> None:
+    """Create ``path`` holding ``data``, mode 0600, durably; never over an existing file (a key is never replaced).
+
+    A file that appears meanwhile (another process made it) or cannot be created is a
+    :class:`DataFileError` naming ``what``.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError as error:
+        raise DataFileError(f"{path}: appeared while creating {what}; try again") from error
+    except OSError as error:
+        raise DataFileError(f"cannot create {what} {path}: {error.strerror or error}") from error
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    fsync_directory(path.parent)
+
+
 def dump_json_bytes(document: Any) -> bytes:
     """Stable, readable JSON (sorted keys, two-space indent, trailing newline; NaN refused)."""
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode()

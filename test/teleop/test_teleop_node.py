@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -221,18 +223,19 @@ def test_episode_buttons_publish_episode_events(rig: Rig) -> None:
     wait_for(lambda: any(e.event == "start" for e in rig.events[count:]), 5.0, "a start request")
 
 
-def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: Path) -> None:
-
+@contextmanager
+def joy_teleop(probe_name: str) -> Iterator[tuple[TeleopNode, Any, list[TwistStamped]]]:
+    """An active teleop node on ``input: joy`` (the UR5) in a domain of its own: (node, Joy publisher, twists)."""
     import rclpy
     from rclpy.context import Context
 
-    context = Context()
-    rclpy.init(context=context, domain_id=next_domain())
     from robot_brain.embodiment.catalog import bundled_arm_path
 
+    context = Context()
+    rclpy.init(context=context, domain_id=next_domain())
     teleop = TeleopNode(context=context, parameter_overrides=[
         Parameter("input", value="joy"), Parameter("urdf_path", value=str(bundled_arm_path("ur5")))])
-    probe = rclpy.create_node("joy_probe", context=context)
+    probe = rclpy.create_node(probe_name, context=context)
     twists: list[TwistStamped] = []
     probe.create_subscription(TwistStamped, "/teleop/twist", twists.append, qos_profile_sensor_data)
     joy = probe.create_publisher(Joy, "/joy", 10)
@@ -244,6 +247,17 @@ def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: 
     try:
         assert teleop.trigger_configure() == TransitionCallbackReturn.SUCCESS, teleop.startup_error
         assert teleop.trigger_activate() == TransitionCallbackReturn.SUCCESS, teleop.startup_error
+        yield teleop, joy, twists
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+        teleop.destroy_node()
+        probe.destroy_node()
+        context.try_shutdown()
+
+
+def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: Path) -> None:
+    with joy_teleop("joy_probe") as (_teleop, joy, twists):
 
         def send(deadman: bool, left_y: float, seconds: float) -> None:
             end = time.monotonic() + seconds
@@ -263,39 +277,12 @@ def test_joy_input_turns_joy_messages_into_twists_with_the_same_rules(tmp_path: 
         # (a busy machine): those give motion twists first. Then exactly one zero twist, and nothing more.
         later = [t.twist.linear.x for t in twists[count:]]
         assert later and later[-1] == 0.0 and all(x > 0.05 for x in later[:-1]), later
-    finally:
-        executor.shutdown(timeout_sec=2.0)
-        thread.join(timeout=5.0)
-        teleop.destroy_node()
-        probe.destroy_node()
-        context.try_shutdown()
-
 
 
 def test_joy_messages_of_a_layout_the_map_cannot_use_are_refused_not_a_fault() -> None:
     """Bad input is never a node fault: a 2-axis Joy stream is dropped and counted, nothing moves, and a
     pad of the right layout afterwards drives again without a restart."""
-    import rclpy
-    from rclpy.context import Context
-
-    from robot_brain.embodiment.catalog import bundled_arm_path
-
-    context = Context()
-    rclpy.init(context=context, domain_id=next_domain())
-    teleop = TeleopNode(context=context, parameter_overrides=[
-        Parameter("input", value="joy"), Parameter("urdf_path", value=str(bundled_arm_path("ur5")))])
-    probe = rclpy.create_node("joy_probe_bad_layout", context=context)
-    twists: list[TwistStamped] = []
-    probe.create_subscription(TwistStamped, "/teleop/twist", twists.append, qos_profile_sensor_data)
-    joy = probe.create_publisher(Joy, "/joy", 10)
-    executor = SingleThreadedExecutor(context=context)
-    for node in (teleop, probe):
-        executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        assert teleop.trigger_configure() == TransitionCallbackReturn.SUCCESS, teleop.startup_error
-        assert teleop.trigger_activate() == TransitionCallbackReturn.SUCCESS, teleop.startup_error
+    with joy_teleop("joy_probe_bad_layout") as (teleop, joy, twists):
 
         def send(axes: list[float], deadman: bool, seconds: float, buttons: int = 15) -> None:
             end = time.monotonic() + seconds
@@ -316,9 +303,3 @@ def test_joy_messages_of_a_layout_the_map_cannot_use_are_refused_not_a_fault() -
         send([0.0, 1.0, 0.0, 0.0, 0.0, 0.0], True, 0.5)
         wait_for(lambda: any(t.twist.linear.x > 0.05 for t in twists), 5.0, "a +x twist from the right pad")
         assert teleop.diagnostics()[0] != b"\x02"
-    finally:
-        executor.shutdown(timeout_sec=2.0)
-        thread.join(timeout=5.0)
-        teleop.destroy_node()
-        probe.destroy_node()
-        context.try_shutdown()
