@@ -108,7 +108,7 @@ class RecorderNode(BrainNode):
 
     PARAMETERS = PARAMETERS
     READ_ONLY_PARAMETERS = frozenset(
-        {"data_root", "operator", "cell_id", "robot_name", "policy_model_path", "topics",
+        {"data_root", "operator", "cell_id", "robot_name", "policy_model_path", "topics", "consent_check_period_s",
          *(name for name, _, _ in ARM_PARAMETERS)}
     )
     DIAGNOSTIC_TASK = "recorder"
@@ -137,6 +137,7 @@ class RecorderNode(BrainNode):
         #: The pseudonym whose consent an episode in progress rests on ("" for machine-driven ones).
         self._episode_operator = ""
         self._consent_checked_at = 0.0
+        self._consent_period = 1.0
         self._dropped: dict[str, int] = {}
         self._provenance_base: dict[str, Any] = {}
         self._events: Any = None
@@ -150,6 +151,7 @@ class RecorderNode(BrainNode):
         for name in ("queue_mb", *periods):
             if not float(value(self, name)) > 0.0:
                 raise ConfigurationError(f"{name} must be > 0, found {value(self, name)}")
+        self._consent_period = float(value(self, "consent_check_period_s"))  # read once: the worker asks often
         arm = arm_from_parameters(self)
         assert arm is not None
         root = resolve_data_root(str(value(self, "data_root")) or None)
@@ -411,8 +413,7 @@ class RecorderNode(BrainNode):
         self._answer(EpisodeEvent.SAVED, writer.episode_id, label=manifest.label, message=request.message)
 
     def _consent_due(self) -> bool:
-        return bool(self._episode_operator) and (
-            time.monotonic() - self._consent_checked_at >= float(value(self, "consent_check_period_s")))
+        return bool(self._episode_operator) and time.monotonic() - self._consent_checked_at >= self._consent_period
 
     def _recheck_consent(self) -> None:
         """While a person's episode records: is their record consent still in force? If not, discard it.
