@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -303,7 +304,10 @@ def _purge(args: argparse.Namespace) -> int:
             hash_text = f" (content hash {outcome.content_hash})" if outcome.content_hash else ""
             print(f"  dataset {outcome.path}: {outcome.action}: {outcome.detail}{hash_text}")
         for copy in report.unreachable_copies:
-            print(f"  exported copy no longer at {copy}: it may have left the site; tell its recipients")
+            if os.path.isabs(copy):
+                print(f"  exported copy no longer at {copy}: it may have left the site; tell its recipients")
+            else:  # a path the audit log withheld: only its hash is known
+                print(f"  {copy}: purge cannot reach it; find it by that hash and delete it, or tell its recipients")
     for episode_id in report.unattributed:
         print(
             f"robot-brain data purge: warning: episode {episode_id} has no readable manifest: "

@@ -37,6 +37,7 @@ What a purge does, in this order (each step durable before the next):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -238,10 +239,18 @@ def _candidate_datasets(layout: DataLayout, pseudonym: str) -> tuple[list[Path],
     except AuditLogError as error:
         entries = ()
         problems.append(f"audit log unreadable, exports outside {base} not checked: {error}")
+    scanned = {hashlib.sha256(text.encode("utf-8")).hexdigest()
+               for root in roots.values() for text in (str(root), os.path.realpath(root))}
     for entry in entries:
         if entry.kind != "dataset.exported" or pseudonym not in (entry.details.get("operators") or []):
             continue
         recorded = entry.details.get("dataset")
+        withheld = entry.details.get("dataset_path_sha256")
+        if isinstance(withheld, str) and withheld not in scanned:
+            # Its path held a person's name, so the log has only the path's hash: not reachable from here.
+            gone.append(f"an export of {format_time(entry.time)} whose path the audit log withholds (it holds a "
+                        f"person's name; sha256 of the path {withheld})")
+            continue
         if not isinstance(recorded, str) or not os.path.isabs(recorded):
             continue
         path = Path(recorded)

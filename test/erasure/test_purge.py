@@ -199,3 +199,18 @@ def test_the_plan_finds_copies_unfinished_exports_and_exports_recorded_outside(c
     assert f"exported copy no longer at {gone}" in out
     for path in found:
         assert (path / STALE_MARKER).is_file()
+
+
+def test_an_export_whose_path_the_audit_log_withholds_is_listed_as_unreachable(copy, tmp_path):
+    """A folder named after the person: the log keeps only the path's hash, so purge cannot reach it and says so."""
+    root, site = copy["root"], copy["site"]
+    named = tmp_path / "shared" / ADA  # "…/Ada Lovelace": the audit log refuses the clear name
+    export_episodes(root, copy["ada"][:1], named, codec="h264")
+    entry = [e for e in read_audit(root) if e.kind == "dataset.exported"][-1]
+    assert "withheld" in entry.details["dataset"] and ADA not in json.dumps(entry.details)
+    plan = plan_purge(root, site.ada)
+    listed = [copy_ for copy_ in plan.unreachable_copies if "withholds" in copy_]
+    assert len(listed) == 1 and entry.details["dataset_path_sha256"] in listed[0] and ADA not in listed[0]
+    inside = root / "datasets" / f"by {ADA}"  # inside the data root: the scan reaches it, nothing to list
+    export_episodes(root, copy["ada"][:1], inside, codec="h264")
+    assert len([c for c in plan_purge(root, site.ada).unreachable_copies if "withholds" in c]) == 1
