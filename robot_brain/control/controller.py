@@ -2,7 +2,7 @@
 
 :class:`ArmController` is everything the node does except talking DDS. Callbacks feed it
 (``on_joint_state``, ``on_gripper_state``, ``on_chunk``, ``on_teleop``, ``on_joint_jog``,
-``on_teleop_gripper``, ``estop``, ``reset``); the control loop calls :meth:`ArmController.cycle`
+``on_teleop_gripper``, ``estop``, ``release``); the control loop calls :meth:`ArmController.cycle`
 once per period and publishes what it returns, and switches to :meth:`ArmController.brake`
 if ``cycle`` ever raises. Chunk conversion (IK) happens on the callback side, so a cycle
 only samples, filters and decides.
@@ -37,6 +37,7 @@ import numpy as np
 from robot_brain.control.actions import ActionMapper, condition_scale, twist_in_base
 from robot_brain.control.buffers import Inbox, Latest, StateBuffer
 from robot_brain.control.chunks import Blender, ChunkError, JointChunk, RawChunk
+from robot_brain.control.estop import UNNAMED, EStopAnswer, EStopLatch
 from robot_brain.control.safety import LIMIT_NAMES, GripperFilter, SafetyFilter, SafetyLimits
 from robot_brain.embodiment import Arm, ArmKinematics
 from robot_brain.errors import ConfigurationError
@@ -150,6 +151,7 @@ class Counters:
     chunks_rejected: dict[str, int] = field(default_factory=dict)
     ik_waypoints_dropped: int = 0
     teleop_rejected: int = 0
+    teleop_before_epoch: int = 0
     gripper_rejected: int = 0
     chunk_timeouts: int = 0
     teleop_timeouts: int = 0
@@ -231,8 +233,11 @@ class ArmController:
         self.condition_number = math.nan
         self._estopped = threading.Event()
         # e-stop and reset start a new epoch; a chunk converted off the callback thread (the
-        # node's cooperative mode) is accepted only if no e-stop or reset happened meanwhile.
+        # node's cooperative mode) is accepted only if no e-stop or reset happened meanwhile,
+        # and a teleop command sent (stamped) before the epoch began is refused.
         self.epoch = 0
+        self._epoch_began = -math.inf
+        self._latch = EStopLatch()
         self._gate = threading.Lock()
         self._stopping = threading.Event()
         self._flush = threading.Event()
@@ -316,9 +321,14 @@ class ArmController:
         self.counters.ik_waypoints_dropped += dropped
         return None
 
-    def on_teleop(self, twist: np.ndarray, tool_frame: bool, received: float) -> bool:
-        """A streaming twist ``[vx vy vz wx wy wz]``; non-finite ones are rejected, speeds clamped."""
-        if twist.shape != (6,) or not np.isfinite(twist).all() or self._estopped.is_set():
+    def on_teleop(self, twist: np.ndarray, tool_frame: bool, received: float, sent: float | None = None) -> bool:
+        """A streaming twist ``[vx vy vz wx wy wz]``; non-finite ones are rejected, speeds clamped.
+
+        ``sent``: when the command was sent (its stamp, loop clock; default ``received``). A
+        command sent before the last e-stop or reset is refused: otherwise a twist still in
+        flight when the operator pressed stop could move the arm after the reset.
+        """
+        if twist.shape != (6,) or not np.isfinite(twist).all():
             self.counters.teleop_rejected += 1
             return False
         twist = np.array(twist, dtype=float)
@@ -327,21 +337,32 @@ class ArmController:
             speed = float(np.linalg.norm(twist[part]))
             if speed > limit:
                 twist[part] *= limit / speed
-        self._teleop.put(Teleop(twist, tool_frame), received)
-        return True
+        return self._put_teleop(Teleop(twist, tool_frame), received, sent)
 
-    def on_joint_jog(self, velocities: np.ndarray, received: float) -> bool:
+    def on_joint_jog(self, velocities: np.ndarray, received: float, sent: float | None = None) -> bool:
         """Streaming joint velocities (arm order, rad/s or m/s): teleop's joint-jog mode.
 
-        Same priority and ``teleop_timeout`` as twists; the newest of the two wins. The safety
-        filter bounds the speed (velocity and acceleration limits). Non-finite or wrong-sized
-        jogs are rejected and counted.
+        Same priority, ``teleop_timeout`` and epoch rule (``sent``) as twists; the newest of
+        the two wins. The safety filter bounds the speed (velocity and acceleration limits).
+        Non-finite or wrong-sized jogs are rejected and counted.
         """
         velocities = np.asarray(velocities)
-        if velocities.shape != (self.dof,) or not np.isfinite(velocities).all() or self._estopped.is_set():
+        if velocities.shape != (self.dof,) or not np.isfinite(velocities).all():
             self.counters.teleop_rejected += 1
             return False
-        self._teleop.put(Teleop(np.array(velocities, dtype=float), joint_space=True), received)
+        return self._put_teleop(Teleop(np.array(velocities, dtype=float), joint_space=True), received, sent)
+
+    def _put_teleop(self, teleop: Teleop, received: float, sent: float | None) -> bool:
+        """Accept a teleop input unless e-stopped or sent before the current epoch (checked under the gate)."""
+        with self._gate:
+            if self._estopped.is_set():
+                self.counters.teleop_rejected += 1
+                return False
+            if (received if sent is None else sent) < self._epoch_began:
+                self.counters.teleop_rejected += 1
+                self.counters.teleop_before_epoch += 1
+                return False
+            self._teleop.put(teleop, received)
         return True
 
     def on_teleop_gripper(self, value: float, received: float) -> bool:
@@ -351,29 +372,49 @@ class ArmController:
         an operator can open the gripper of a resting arm; ignored while the policy drives.
         Non-finite values are rejected and counted.
         """
-        if not math.isfinite(value) or self._estopped.is_set():
-            self.counters.gripper_rejected += 1
-            return False
-        self._teleop_gripper.put(min(max(float(value), 0.0), 1.0), received)
+        with self._gate:  # with the e-stop's gate: a request received before a release stays discarded
+            if not math.isfinite(value) or self._estopped.is_set() or received < self._epoch_began:
+                self.counters.gripper_rejected += 1
+                return False
+            self._teleop_gripper.put(min(max(float(value), 0.0), 1.0), received)
         return True
 
-    def estop(self) -> None:
-        """Engage the software e-stop: brake to rest and ignore every command until :meth:`reset`."""
+    def estop(self, now: float, source: str = UNNAMED) -> EStopAnswer:
+        """Engage the software e-stop for ``source``: brake to rest, ignore every command until it is released.
+
+        ``now`` (loop clock) starts a new epoch: teleop commands sent before it are refused
+        even after the release. See :mod:`robot_brain.control.estop` for who may release.
+        """
         with self._gate:
             self.epoch += 1
+            self._epoch_began = now
+            answer = self._latch.engage(source)
             self._estopped.set()
             self._flush.set()
+        return answer
 
-    def reset(self) -> bool:
-        """Release the e-stop; returns whether it was engaged. Commands sent before the reset stay discarded."""
+    def release(self, now: float, source: str = UNNAMED, *, operator_reset: bool = False) -> EStopAnswer:
+        """Release ``source``'s stop (or every stop: ``operator_reset``, naming who in ``source``).
+
+        The arm may move again only when no source holds a stop; commands sent before then
+        stay discarded (the epoch begins again at ``now``).
+        """
         with self._gate:
-            self.epoch += 1
-            was = self._estopped.is_set()
-            self._flush.set()
-            self._teleop.clear()
-            self._teleop_gripper.clear()
-            self._estopped.clear()
-        return was
+            answer = self._latch.release(source, operator_reset=operator_reset)
+            if answer.released:
+                self.epoch += 1
+                self._epoch_began = now
+                self._flush.set()
+                self._teleop.clear()
+                self._teleop_gripper.clear()
+                self._estopped.clear()
+        return answer
+
+    @property
+    def estop_holders(self) -> tuple[str, ...]:
+        """The sources holding the e-stop now (empty when released)."""
+        with self._gate:
+            return self._latch.holders
 
     @property
     def estopped(self) -> bool:

@@ -19,8 +19,12 @@ with it for the GIL; work longer than a period (chunk IK, diagnostics) goes to a
 :class:`SlowLane`. ``threaded``: the loop has its own thread beside the executor's.
 docs/control.md explains the hand-over, deactivation and e-stop handling.
 
-Not a safety-rated stop: ``~/estop`` is a software stop on a best-effort middleware. Real
-cells need a hardware e-stop chain.
+E-stop: ``~/estop`` and ``~/reset`` (``std_srvs/Trigger``) engage and release as the unnamed
+source; ``~/engage_estop`` and ``~/release_estop`` (``robot_brain_msgs/EStop``) say who. The
+stop holds until every source that engaged it released its own, or an operator reset names
+who releases them all (:mod:`robot_brain.control.estop`). Teleop commands stamped before the
+last e-stop or release are refused. Not a safety-rated stop: it is a software stop on a
+best-effort middleware. Real cells need a hardware e-stop chain.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedE
 from rclpy.experimental import EventsExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import ActionChunk, JointJog
+from robot_brain_msgs.srv import EStop
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_brain.control.controller import ArmController, Command, ControllerConfig, gripper_closed_fraction
+from robot_brain.control.estop import UNNAMED, EStopAnswer
 from robot_brain.control.loop import ControlLoop
 from robot_brain.control.safety import SafetyLimits
 from robot_brain.embodiment import ArmSpec
@@ -312,6 +318,8 @@ class ArmControllerNode(BrainNode):
             ),
             ("service", self.create_service(Trigger, "~/estop", self._on_estop)),
             ("service", self.create_service(Trigger, "~/reset", self._on_reset)),
+            ("service", self.create_service(EStop, "~/engage_estop", self._on_engage_estop)),
+            ("service", self.create_service(EStop, "~/release_estop", self._on_release_estop)),
         ]
         if self._gripper_publisher is not None:
             self._entities.append(("publisher", self._gripper_publisher))
@@ -540,7 +548,9 @@ class ArmControllerNode(BrainNode):
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
             return
-        controller.on_teleop(twist_to_array(msg), tool_frame, time.monotonic())
+        received, before = time.monotonic(), controller.counters.teleop_before_epoch
+        controller.on_teleop(twist_to_array(msg), tool_frame, received, self._loop_time(msg.header.stamp))
+        self._warn_if_before_epoch(controller, before, "twist")
 
     def _on_joint_jog(self, msg: JointJog) -> None:
         """Joint jog (control_msgs/JointJog's fields): the named joints at their velocities, the others held."""
@@ -557,7 +567,16 @@ class ArmControllerNode(BrainNode):
             return
         for name, velocity in zip(msg.joint_names, msg.velocities, strict=True):
             velocities[spec.joint_names.index(name)] = velocity
-        controller.on_joint_jog(velocities, time.monotonic())
+        received, before = time.monotonic(), controller.counters.teleop_before_epoch
+        controller.on_joint_jog(velocities, received, self._loop_time(msg.header.stamp))
+        self._warn_if_before_epoch(controller, before, "joint jog")
+
+    def _warn_if_before_epoch(self, controller: ArmController, before: int, what: str) -> None:
+        if controller.counters.teleop_before_epoch != before:
+            self.get_logger().warning(
+                f"teleop {what} refused: stamped before the last e-stop or release (sent before the operator "
+                "stopped; if every command is refused, the sender's clock is not this node's: use_sim_time must "
+                "match)", throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_teleop_gripper(self, msg: Float64) -> None:
         controller = self.controller
@@ -565,26 +584,43 @@ class ArmControllerNode(BrainNode):
             controller.on_teleop_gripper(float(msg.data), time.monotonic())
 
     def _on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        if self.controller is None:
-            response.success, response.message = False, "not configured: nothing to stop"
-            return response
-        self.controller.estop()
-        self._estopped.publish(Bool(data=True))
-        self.get_logger().warning("software e-stop engaged (not a safety-rated stop)")
-        response.success, response.message = True, "e-stop engaged: decelerating to rest; call reset to resume"
+        """std_srvs/Trigger: engage as the unnamed source (anyone may stop the arm)."""
+        response.success, response.message = self._engage(UNNAMED)
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        if self.controller is None:
-            response.success, response.message = False, "not configured"
-            return response
-        was_stopped = self.controller.reset()
-        self._estopped.publish(Bool(data=False))
-        if was_stopped:
-            self.get_logger().info("e-stop released")
-        response.success = True
-        response.message = "e-stop released" if was_stopped else "was not stopped"
+        """std_srvs/Trigger: release the unnamed source's stop; a named source's stop needs ~/release_estop."""
+        response.success, response.message = self._release(UNNAMED, operator_reset=False)
         return response
+
+    def _on_engage_estop(self, request: EStop.Request, response: EStop.Response) -> EStop.Response:
+        response.success, response.message = self._engage(request.source)
+        response.engaged_by = list(self.controller.estop_holders) if self.controller is not None else []
+        return response
+
+    def _on_release_estop(self, request: EStop.Request, response: EStop.Response) -> EStop.Response:
+        response.success, response.message = self._release(request.source, operator_reset=request.operator_reset)
+        response.engaged_by = list(self.controller.estop_holders) if self.controller is not None else []
+        return response
+
+    def _engage(self, source: str) -> tuple[bool, str]:
+        if self.controller is None:
+            return False, "not configured: nothing to stop"
+        answer = self.controller.estop(time.monotonic(), source)
+        self._estopped.publish(Bool(data=True))
+        self.get_logger().warning(f"software e-stop engaged by {answer.engaged_by[-1]} (not a safety-rated stop)")
+        return True, f"{answer.message}; the source that engaged it releases it (or an operator reset)"
+
+    def _release(self, source: str, *, operator_reset: bool) -> tuple[bool, str]:
+        if self.controller is None:
+            return False, "not configured"
+        answer: EStopAnswer = self.controller.release(time.monotonic(), source, operator_reset=operator_reset)
+        if answer.released:
+            self._estopped.publish(Bool(data=False))
+            self.get_logger().info(answer.message)
+        elif not answer.success:
+            self.get_logger().warning(answer.message)
+        return answer.success, answer.message
 
     # ----------------------------------------------------------------------------- outputs
     def _publish(self, command: Command) -> None:
@@ -616,6 +652,7 @@ class ArmControllerNode(BrainNode):
             values["timer_slack_1ns"] = loop.timer_slack
             values["active_source"] = controller.source
             values["estopped"] = controller.estopped
+            values["estop_engaged_by"] = ", ".join(controller.estop_holders) or "none"
             values["controller_fault"] = controller.fault or "none"
             values["condition_number"] = controller.condition_number
             values.update({f"limit_{name}": count for name, count in controller.limit_counts().items()})
@@ -630,7 +667,7 @@ class ArmControllerNode(BrainNode):
             elif controller.fault and self.active:
                 level, message = ERROR, controller.fault
             elif controller.estopped:
-                level, message = WARN, "software e-stop engaged"
+                level, message = WARN, f"software e-stop engaged by {', '.join(controller.estop_holders)}"
             else:
                 message = f"{self.status}; source {controller.source}"
         return level, message, values, controller.spec.name if controller else "none"

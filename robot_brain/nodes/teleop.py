@@ -12,7 +12,9 @@ they ask for:
 - ``robot_brain_msgs/JointJog`` (control_msgs/JointJog's fields) on ``/teleop/joint_jog``;
 - ``std_msgs/Float64`` on ``/teleop/gripper`` (0 open … 1 closed);
 - ``robot_brain_msgs/EpisodeEvent`` requests on ``/episode/events`` for the recorder;
-- the controller's ``~/estop`` and ``~/reset`` services (asynchronous: the pad is never blocked);
+- the controller's ``~/engage_estop`` and ``~/release_estop`` services as the source
+  ``teleop:<this node's name>`` (asynchronous: the pad is never blocked). A pad releases only
+  the stop it engaged; a stop someone else engaged stays until they, or an operator reset, release it;
 - ``std_msgs/String`` on ``~/status``: the operator's one-line status (``robot-brain teleop`` shows it).
 
 Every command goes through the arm controller's one safety filter, which stays the only
@@ -33,9 +35,9 @@ from typing import Any
 from geometry_msgs.msg import TwistStamped
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from robot_brain_msgs.msg import EpisodeEvent, JointJog
+from robot_brain_msgs.srv import EStop
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Bool, Float64, String
-from std_srvs.srv import Trigger
 
 from robot_brain.errors import UserError
 from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
@@ -61,7 +63,7 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("joint_jog_topic", "/teleop/joint_jog", "robot_brain_msgs/JointJog output (joint-jog mode)"),
     ("gripper_topic", "/teleop/gripper", "std_msgs/Float64 gripper request output, 0 open … 1 closed"),
     ("events_topic", "/episode/events", "robot_brain_msgs/EpisodeEvent requests out, the recorder's answers in"),
-    ("controller", "/arm_controller", "The arm controller whose ~/estop, ~/reset and ~/estopped teleop uses"),
+    ("controller", "/arm_controller", "The arm controller whose e-stop services and ~/estopped teleop uses"),
     ("status_rate", 10.0, "Rate of the one-line operator status on ~/status, Hz (0: none)"),
 )
 _MAPPING_NAMES = tuple(name for name, _, _ in MAPPING_PARAMETERS)
@@ -115,8 +117,10 @@ class TeleopNode(BrainNode):
         self._events = self._keep("publisher", self.create_publisher(EpisodeEvent, events_topic, QoSProfile(depth=50)))
         self._status_publisher = self._keep("publisher", self.create_publisher(String, "~/status", 10))
         controller = "/" + str(value(self, "controller")).strip("/")
-        self._estop_client = self._keep("client", self.create_client(Trigger, f"{controller}/estop"))
-        self._reset_client = self._keep("client", self.create_client(Trigger, f"{controller}/reset"))
+        self._estop_client = self._keep("client", self.create_client(EStop, f"{controller}/engage_estop"))
+        self._reset_client = self._keep("client", self.create_client(EStop, f"{controller}/release_estop"))
+        # The controller releases a stop only for the source that engaged it: this pad's node.
+        self._estop_source = f"teleop:{self.get_fully_qualified_name()}"
         self._keep("subscription", self.create_subscription(
             Bool, f"{controller}/estopped", lambda msg: self._operator_observes("estop", msg.data), LATCHED))
         self._keep("subscription", self.create_subscription(
@@ -233,7 +237,7 @@ class TeleopNode(BrainNode):
         if intent.estop:
             self._call(self._estop_client, "estops", "e-stop")
         if intent.reset:
-            self._call(self._reset_client, "resets", "e-stop reset")
+            self._call(self._reset_client, "resets", "e-stop release")
         now = time.monotonic()
         rate = float(value(self, "status_rate"))
         if rate > 0.0 and now - self._last_status_time >= 1.0 / rate:
@@ -246,16 +250,22 @@ class TeleopNode(BrainNode):
         if not client.service_is_ready():
             self._service_failures += 1
             self.get_logger().error(f"{what} requested but {client.srv_name} is not available")
+            if counter == "resets":
+                self._operator_observes("estop", True)  # still stopped: the pad must not show it released
             return
         self.get_logger().warning(f"{what} requested by the operator")
-        client.call_async(Trigger.Request()).add_done_callback(
-            lambda future: self._called(future, what))
+        client.call_async(EStop.Request(source=self._estop_source)).add_done_callback(
+            lambda future: self._called(future, what, counter))
 
-    def _called(self, future: Any, what: str) -> None:
+    def _called(self, future: Any, what: str, counter: str) -> None:
         response = future.result()
         if response is None or not response.success:
             self._service_failures += 1
             self.get_logger().error(f"{what} failed: {response.message if response else 'no answer'}")
+            if counter == "resets":
+                # Refused (another source holds the stop) or unanswered: the arm stays stopped, and the
+                # operator's state says so, so the pad neither shows motion nor sends twists the controller drops.
+                self._operator_observes("estop", True)
 
     # ----------------------------------------------------------------------------- diagnostics
     def diagnostics(self) -> tuple[bytes, str, dict[str, object], str]:

@@ -26,6 +26,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from robot_brain_msgs.msg import ActionChunk
+from robot_brain_msgs.srv import EStop
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -136,9 +137,10 @@ class FakeArm(Node):
         msg.model_id = "test"
         return msg
 
-    def twist(self, twist: Sequence[float], frame_id: str = "") -> None:
+    def twist(self, twist: Sequence[float], frame_id: str = "", stamp: Any = None) -> None:
+        """Publish a twist stamped now, or at ``stamp`` (a builtin_interfaces/Time: one sent earlier)."""
         msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self.get_clock().now().to_msg() if stamp is None else stamp
         msg.header.frame_id = frame_id
         (msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z,
          msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z) = twist
@@ -160,6 +162,10 @@ class FakeArm(Node):
 
     def trigger(self, name: str) -> Trigger.Response:
         return self.call(Trigger, f"/arm_controller/{name}", Trigger.Request())
+
+    def estop_service(self, name: str, source: str, operator_reset: bool = False) -> EStop.Response:
+        """``~/engage_estop`` or ``~/release_estop``, saying who."""
+        return self.call(EStop, f"/arm_controller/{name}", EStop.Request(source=source, operator_reset=operator_reset))
 
     def transition(self, transition_id: int) -> bool:
         request = ChangeState.Request()

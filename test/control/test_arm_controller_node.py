@@ -122,12 +122,70 @@ def test_estop_stops_until_reset_and_is_latched() -> None:
         assert np.array_equal(b.position(), stopped_at)
         assert b.node.controller.counters.chunks_rejected.get("estopped", 0) >= 1
         response = b.fake.trigger("reset")
-        assert response.success and response.message == "e-stop released"
+        assert response.success and response.message == "e-stop released by unnamed"
         b.wait_for(lambda: b.fake.recorded.estopped[-1:] == [False], 2.0, "estopped false")
         time.sleep(0.3)
         assert np.array_equal(b.position(), stopped_at), "a command sent before the reset was executed"
         b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0, (10, 1))))
         moved(b, q0)
+
+
+def test_an_estop_is_released_only_by_its_sources_or_an_operator_reset_that_says_who() -> None:
+    """A real cell's rule: every source that engaged the stop releases its own, or an operator resets, by name."""
+    with bench("panda") as b:
+        q0 = b.position()
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0 + 0.8, (1, 1)), dt=1.0))
+        b.wait_for(lambda: b.node.controller.filter.moving, 3.0, "motion")
+        engaged = b.fake.estop_service("engage_estop", "teleop:/pad_a")
+        assert engaged.success and list(engaged.engaged_by) == ["teleop:/pad_a"]
+        stopped_at = b.wait_until_still()
+
+        # Anyone else's release is refused, and says who holds the stop.
+        foreign = b.fake.trigger("reset")  # std_srvs/Trigger: the unnamed source
+        assert not foreign.success and "teleop:/pad_a" in foreign.message
+        other_pad = b.fake.estop_service("release_estop", "teleop:/pad_b")
+        assert not other_pad.success and list(other_pad.engaged_by) == ["teleop:/pad_a"]
+        unnamed_reset = b.fake.estop_service("release_estop", "", operator_reset=True)
+        assert not unnamed_reset.success and "who" in unnamed_reset.message
+
+        # A second source holds it too: the first one's release is not enough.
+        assert b.fake.estop_service("engage_estop", "pendant").success
+        first = b.fake.estop_service("release_estop", "teleop:/pad_a")
+        assert not first.success and list(first.engaged_by) == ["pendant"]
+        assert b.node.controller.estopped and b.fake.recorded.estopped[-1] is True
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0, (10, 1))))
+        time.sleep(0.3)
+        assert np.array_equal(b.position(), stopped_at), "the arm moved while a source still held the stop"
+
+        # An operator reset releases every stop and names who did it.
+        reset = b.fake.estop_service("release_estop", "operator:op-3f2a9c", operator_reset=True)
+        assert reset.success and list(reset.engaged_by) == [] and "operator:op-3f2a9c" in reset.message
+        assert "pendant" in reset.message
+        b.wait_for(lambda: b.fake.recorded.estopped[-1:] == [False], 2.0, "estopped false")
+        b.fake.chunks.publish(b.fake.chunk("joint_position", np.tile(q0, (10, 1))))
+        moved(b, q0)
+
+
+def test_a_twist_sent_before_an_estop_does_not_move_the_arm_after_the_release() -> None:
+    """Teleop commands carry their epoch in their stamp: one in flight across a stop and release is refused."""
+    with bench("panda", teleop_timeout=0.3) as b:
+        start = b.position()
+        sent_before_the_stop = b.fake.get_clock().now().to_msg()
+        assert b.fake.trigger("estop").success
+        assert b.fake.trigger("reset").success
+        b.wait_for(lambda: b.fake.recorded.estopped[-1:] == [False], 2.0, "estopped false")
+        refused = b.node.controller.counters.teleop_before_epoch
+        for _ in range(10):  # delivered late: a twist the operator sent before pressing stop
+            b.fake.twist([0.0, 0.0, 0.05, 0.0, 0.0, 0.0], stamp=sent_before_the_stop)
+            time.sleep(0.02)
+        b.wait_for(lambda: b.node.controller.counters.teleop_before_epoch >= refused + 5, 3.0, "refused twists")
+        time.sleep(0.3)
+        assert np.allclose(b.position(), start, atol=1e-9), "a twist sent before the e-stop moved the arm"
+        deadline = time.monotonic() + 3.0
+        while np.allclose(b.position(), start, atol=1e-4):  # one sent now moves it
+            assert time.monotonic() < deadline, "a twist sent after the release did not move the arm"
+            b.fake.twist([0.0, 0.0, 0.05, 0.0, 0.0, 0.0])
+            time.sleep(0.02)
 
 
 def test_lifecycle_transitions_and_deactivation_brakes_to_rest() -> None:

@@ -128,7 +128,7 @@ def test_joint_jog_moves_one_joint_within_the_limits_and_the_newest_teleop_input
     assert not controller.on_joint_jog(np.array([0.1, math.nan, 0, 0, 0, 0]), cell.t)
     assert not controller.on_joint_jog(np.zeros(7), cell.t)
     assert not controller.on_joint_jog(np.zeros((2, 3)), cell.t)
-    controller.estop()
+    controller.estop(cell.t)
     assert not controller.on_joint_jog(np.zeros(6), cell.t)
     assert controller.counters.teleop_rejected == rejected + 4
 

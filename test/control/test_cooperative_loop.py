@@ -107,8 +107,8 @@ def test_a_chunk_converted_across_an_estop_or_reset_is_rejected() -> None:
     controller = core()
     controller.on_joint_state(Q0, 9.99, 9.99)
     epoch = controller.epoch
-    controller.estop()
-    controller.reset()
+    controller.estop(10.0)
+    controller.release(10.0)
     assert controller.on_chunk(raw("joint_position", np.tile(Q0 + 0.1, (10, 1))), 10.0, epoch) == "estopped"
     assert controller.counters.chunks_rejected["estopped"] == 1
     assert controller.on_chunk(raw("joint_position", np.tile(Q0 + 0.1, (10, 1))), 10.0, controller.epoch) is None

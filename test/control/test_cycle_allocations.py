@@ -179,7 +179,7 @@ def test_joint_space_sources_and_hold_allocate_nothing_but_their_inputs(name: st
         hold = run.cycles(CYCLES, lambda k, t: False)
         assert hold.others == [], "hold cycles (the gripper closing) allocated"
         assert controller.gripper.value == pytest.approx(0.9)
-        controller.estop()  # an input: its first cycle may flush what was pending
+        controller.estop(run.t)  # an input: its first cycle may flush what was pending
         estop = run.cycles(CYCLES, lambda k, t: k == 0)
         assert estop.others == []
 

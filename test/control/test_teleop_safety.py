@@ -140,7 +140,7 @@ def run_teleop(arm_name: str, segments: list[tuple[str, int, float, str]], start
                     cycle(None, tool)
                 continue
             if kind == "estop":
-                controller.estop()
+                controller.estop(now)
                 first = cycles
             for k in range(length):
                 if kind == "hold" or kind == "estop":
@@ -170,7 +170,7 @@ def run_teleop(arm_name: str, segments: list[tuple[str, int, float, str]], start
                     break
             if kind == "estop":
                 estops.append((first, cycles))
-                controller.reset()
+                controller.release(now)
             if sent >= TWISTS_PER_EXAMPLE:
                 break
         if sent == before:  # only silences, and their budget is spent: the remaining twists are held ones

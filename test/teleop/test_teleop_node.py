@@ -217,6 +217,24 @@ def test_the_estop_button_latches_and_only_the_held_combination_resets(rig: Rig)
     wait_for(lambda: not rig.system.observer.estopped[-1], 5.0, "the reset")
 
 
+def test_the_pad_cannot_release_a_stop_someone_else_engaged(rig: Rig) -> None:
+    """A stop engaged by another source (``~/estop``: unnamed) stays engaged through the pad's reset combination."""
+    response = rig.system.observer.call("/arm_controller/estop")
+    assert response is not None and response.success
+    wait_for(lambda: rig.system.observer.estopped and rig.system.observer.estopped[-1], 5.0, "the e-stop")
+    rig.pad.set_button(BACK, True)
+    rig.pad.set_button(START, True)
+    rig.hold(1.4)
+    rig.pad.set_button(BACK, False)
+    rig.pad.set_button(START, False)
+    rig.hold(0.5)
+    assert rig.system.observer.estopped[-1], "the pad released a stop it did not engage"
+    wait_for(lambda: rig.teleop._intent.status.estopped, 5.0, "the pad to show the stop again")
+    response = rig.system.observer.call("/arm_controller/reset")  # the unnamed source releases its own
+    assert response is not None and response.success, response
+    wait_for(lambda: not rig.system.observer.estopped[-1], 5.0, "the release")
+
+
 def test_episode_buttons_publish_episode_events(rig: Rig) -> None:
     count = len(rig.events)
     rig.tap(START)
