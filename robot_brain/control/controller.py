@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from robot_brain.control.buffers import Inbox, Latest, StateBuffer
 from robot_brain.control.chunks import Blender, ChunkError, JointChunk, RawChunk
 from robot_brain.control.estop import UNNAMED, EStopAnswer, EStopLatch
 from robot_brain.control.safety import LIMIT_NAMES, GripperFilter, SafetyFilter, SafetyLimits
+from robot_brain.control.stall import StallMonitor
 from robot_brain.embodiment import Arm, ArmKinematics
 from robot_brain.errors import ConfigurationError
 
@@ -71,11 +72,15 @@ class ControllerConfig:
     gripper_open: tuple[float, ...] = (0.0,)
     gripper_closed: tuple[float, ...] = (1.0,)
     publish_every: int = 1
+    stall_window: float = 1.0
+    stall_min_residual: float = 0.01
+    resolve_on_stall: bool = True
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 2000.0:
             raise ConfigurationError(f"control_rate must be in [1, 2000] Hz, found {self.rate_hz}")
-        for name in ("chunk_timeout", "teleop_timeout", "state_timeout", "blend_time"):
+        for name in ("chunk_timeout", "teleop_timeout", "state_timeout", "blend_time", "stall_window",
+                     "stall_min_residual"):
             if not getattr(self, name) > 0.0:
                 raise ConfigurationError(f"{name} must be > 0 s, found {getattr(self, name)}")
         if self.blend_mode not in ("ensemble", "rtc"):
@@ -211,10 +216,17 @@ class ArmController:
         self.dof = dof = arm.spec.dof
         if limits.dof != dof:
             raise ConfigurationError(f"safety limits for {limits.dof} joints, the arm has {dof}")
-        # Pinocchio data is not thread-safe: the loop gets its own kinematics, the callbacks arm.kinematics.
+        # Pinocchio data is not thread-safe: the loop gets its own kinematics, the chunk converter its own.
         self.kinematics = ArmKinematics(arm.spec, arm.description, arm.tree)
         self.state = StateBuffer(dof)
-        self.mapper = ActionMapper(arm.spec, arm.kinematics, self.state.at, interpolation=config.interpolation)
+        # The chunk converter's own kinematics (Pinocchio data is per thread), bounded by the safety
+        # filter's limits (the URDF's less the margin): an IK solution inside the margin would be
+        # clamped by the filter, and the arm would stall there with no reason given.
+        self.mapper = ActionMapper(
+            arm.spec, ArmKinematics(replace(arm.spec, lower=limits.lower, upper=limits.upper), arm.description,
+                                    arm.tree), self.state.at, interpolation=config.interpolation,
+            stall_monitor=StallMonitor(config.stall_window, config.stall_min_residual),
+            resolve_on_stall=config.resolve_on_stall)
         self.filter = SafetyFilter(limits, config.period, tip_position=self._tip_position)
         self.gripper = GripperFilter(config.gripper_max_speed, config.period)
         self.blender = Blender(config.blend_mode, config.blend_time, config.rtc_commit_time, config.ensemble_decay)

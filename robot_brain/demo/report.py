@@ -33,6 +33,8 @@ class EpisodeRecord:
     target: np.ndarray  # object centre, base frame
     message: str
     located: bool = True  # perception located the object, so the arm was let go
+    stall: str = ""  # the arm controller's last stall report in the episode ("" when none)
+    branch_moves: int = 0  # moves to another IK branch the controller made to leave a stall
     tool_path: list[tuple[float, float, float, float]] = field(default_factory=list)  # (t, x, y, z)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
     # Perception's annotated copy of each frame (its debug image with the same stamp), None where none came.
@@ -77,7 +79,9 @@ class DemoSummary:
             "real_time_factor": _finite(self.real_time_factor, 3),
             "tolerance_m": round(self.tolerance, 4),
             "wall_s": round(self.wall_s, 1),
-            "failures": [{"episode": e.episode, "seed": e.seed, "message": e.message}
+            "stalled_episodes": sum(bool(e.stall) for e in self.episodes),
+            "branch_moves": sum(e.branch_moves for e in self.episodes),
+            "failures": [{"episode": e.episode, "seed": e.seed, "message": e.message, "stall": e.stall}
                          for e in self.episodes if not e.success],
         }
 
@@ -99,6 +103,8 @@ class DemoSummary:
             ("control loop p99 period error", show(data["control_p99_us"], " µs")),
             ("real-time factor", show(data["real_time_factor"])),
             ("success tolerance", f"{100 * data['tolerance_m']:.1f} cm"),
+            ("stalls", f"{data['stalled_episodes']} episodes stalled, {data['branch_moves']} moves to another "
+                       "IK branch"),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {text}" for name, text in rows]

@@ -73,6 +73,7 @@ class DemoObserver(Node):
         self.joint_count = 0
         self.image_count = 0
         self.chunk_count = 0
+        self._branch_moves_before = 0  # the controller's count when the episode's controller became active
         self._recording: EpisodeRecord | None = None
         self._last_path = 0.0
         self._last_frame = 0.0
@@ -154,6 +155,13 @@ class DemoObserver(Node):
                 number = _number(values.get("p99_us"))
                 if number is not None and acting:
                     self.control_p99_us.append(number)
+                stall, record = values.get("stall", "none"), self._recording
+                if acting and record is not None:
+                    if stall != "none":
+                        record.stall = stall
+                    record.branch_moves = int(_number(values.get("branch_moves")) or 0) - self._branch_moves_before
+                elif "branch_moves" in values:
+                    self._branch_moves_before = int(_number(values.get("branch_moves")) or 0)
             if "real_time_factor" in values:
                 number = _number(values.get("real_time_factor"))
                 if number is not None and acting:
@@ -331,6 +339,8 @@ class DemoRunner:
         record.time_to_success = float(result.time_to_success) if result.success else math.nan
         record.final_distance = float(result.final_distance)
         record.message = result.message
+        if not record.success and record.stall:
+            record.message += f"; the arm controller reported: {record.stall}"
         return record
 
     def _not_located(self, target: np.ndarray, reset_time: float) -> str:

@@ -46,6 +46,9 @@ class IKOptions:
     posture_gain: float = 0.01
     rotation_weight: float | None = None  # None: 1.0 for >= 6 joints, 0.5 below (secondary task)
     restarts: int = 30
+    #: Position first, orientation in what is left, on any arm (always so below 6 joints): for a
+    #: search that must reach a point even where the orientation cannot be kept.
+    position_priority: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class ArmKinematics:
         jacobian = pin.getFrameJacobian(self.model, self.data, self.tip_frame, self._reference_frame)
         position_error = target[:3, 3] - current.translation
         rotation_error = pin.log3(target[:3, :3] @ current.rotation.T)
-        if self.dof >= 6:
+        if self.dof >= 6 and not options.position_priority:
             jjt = jacobian @ jacobian.T
             jjt += self._damping_matrix(options.damping)
             error = self._error
@@ -237,7 +240,7 @@ class ArmKinematics:
         Arms with fewer than six joints switch to position alone when the orientation task
         stalls the position against a joint limit.
         """
-        full_pose = self.dof >= 6 and self.rotation_weight(options) > 0.0
+        full_pose = self.dof >= 6 and self.rotation_weight(options) > 0.0 and not options.position_priority
         iterations = options.max_iterations if max_iterations is None else max_iterations
         previous_rotation = math.inf
         position_error = rotation_error = math.inf

@@ -79,7 +79,7 @@ CONFIG_PARAMETERS = (
     "chunk_timeout", "teleop_timeout", "state_timeout", "future_tolerance", "halt_messages", "blend_mode",
     "blend_time", "rtc_commit_time", "ensemble_decay", "interpolation", "teleop_max_linear_speed",
     "teleop_max_angular_speed", "teleop_damping", "singularity_lower_threshold", "singularity_hard_threshold",
-    "gripper_max_speed",
+    "gripper_max_speed", "stall_window", "stall_min_residual", "resolve_on_stall",
 )
 
 # (name, default, description): declared in this order, mirrored in config/arm_controller.yaml.
@@ -135,6 +135,11 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("teleop_damping", _DEFAULT.teleop_damping, "Damping of the teleop damped-least-squares Jacobian inverse"),
     ("singularity_lower_threshold", _DEFAULT.singularity_lower_threshold, "Jacobian condition number: slow down above"),
     ("singularity_hard_threshold", _DEFAULT.singularity_hard_threshold, "Condition number: no motion toward it above"),
+    ("stall_window", _DEFAULT.stall_window,
+     "End-effector chunks whose reachable part stays short of the request this long without closing: a stall, s"),
+    ("stall_min_residual", _DEFAULT.stall_min_residual, "Shortfall below which the arm counts as following, m"),
+    ("resolve_on_stall", _DEFAULT.resolve_on_stall,
+     "On a stall, search IK from many seeds and move to another branch in joint space (false: report only)"),
     ("slow_lane_capacity", 16, "Chunks waiting for IK at most; the oldest is dropped (and counted) beyond it"),
 )
 
@@ -655,6 +660,14 @@ class ArmControllerNode(BrainNode):
             values["estop_engaged_by"] = ", ".join(controller.estop_holders) or "none"
             values["controller_fault"] = controller.fault or "none"
             values["condition_number"] = controller.condition_number
+            mapper = controller.mapper
+            stall = mapper.stall
+            if stall is not None and not stall.current(time.monotonic(), controller.config.stall_window * 2):
+                stall = None
+            values["stall"] = stall.describe() if stall is not None else "none"
+            values["branch_moves"] = mapper.branch_moves
+            values["last_branch_move_reason"] = mapper.last_branch_move_reason or "none"
+            values["branch_searches_failed"] = mapper.branch_searches_failed
             values.update({f"limit_{name}": count for name, count in controller.limit_counts().items()})
             counters = controller.counters
             values.update({key: val for key, val in vars(counters).items() if not isinstance(val, dict)})
@@ -666,6 +679,8 @@ class ArmControllerNode(BrainNode):
                 level, message = ERROR, f"control loop died: {loop.error!r}"
             elif controller.fault and self.active:
                 level, message = ERROR, controller.fault
+            elif stall is not None and self.active:
+                level, message = WARN, stall.describe()
             elif controller.estopped:
                 level, message = WARN, f"software e-stop engaged by {', '.join(controller.estop_holders)}"
             else:

@@ -50,5 +50,19 @@ def test_failures_carry_their_reasons_into_the_summary() -> None:
                           latencies_ms=[5.0], control_p99_us=100.0, real_time_factor=1.0, tolerance=0.03, wall_s=9.0)
     data = summary.as_dict()
     assert data["successes"] == 1 and data["success_rate"] == 0.5
-    assert data["failures"] == [{"episode": 1, "seed": 1, "message": reason}]
+    assert data["failures"] == [{"episode": 1, "seed": 1, "message": reason, "stall": ""}]
     assert f"failed: episode 1 (seed 1): {reason}" in summary.table()
+
+
+def test_stalls_and_branch_moves_are_counted_in_the_summary() -> None:
+    stall = "stalled 12.5 cm short of the commanded tool position: shoulder_pan_joint at its lower limit (-0.280)"
+    stuck = record(1, False, 0, debug=False)
+    stuck.stall, stuck.message = stall, f"timeout after 8.0 s (closest 28.0 cm); the arm controller reported: {stall}"
+    freed = record(2, True, 0, debug=False)
+    freed.stall, freed.branch_moves = stall, 1
+    summary = DemoSummary(robot="ur5", model="builtin:reach", episodes=[record(0, True, 0, False), stuck, freed],
+                          latencies_ms=[5.0], control_p99_us=100.0, real_time_factor=1.0, tolerance=0.03, wall_s=9.0)
+    data = summary.as_dict()
+    assert data["stalled_episodes"] == 2 and data["branch_moves"] == 1
+    assert data["failures"] == [{"episode": 1, "seed": 1, "message": stuck.message, "stall": stall}]
+    assert "2 episodes stalled, 1 moves to another IK branch" in summary.table()
