@@ -40,6 +40,19 @@ class EpisodeRecord:
     # Perception's annotated copy of each frame (its debug image with the same stamp), None where none came.
     debug_frames: list[np.ndarray | None] = field(default_factory=list, repr=False)
 
+    def path_ratio(self) -> float:
+        """Length of the tool's path over the straight line from its start to its end (1: straight; nan: no path).
+
+        A path that wobbles sideways or detours through another branch is longer than the line.
+        """
+        if len(self.tool_path) < 2:
+            return math.nan
+        points = np.asarray(self.tool_path, dtype=float)[:, 1:]
+        straight = float(np.linalg.norm(points[-1] - points[0]))
+        if straight < 1e-3:
+            return math.nan
+        return float(np.sum(np.linalg.norm(np.diff(points, axis=0), axis=1))) / straight
+
 
 @dataclass
 class DemoSummary:
@@ -60,6 +73,7 @@ class DemoSummary:
         """The ``--json`` object."""
         times = [e.time_to_success for e in self.episodes if e.success]
         latencies = np.asarray(self.latencies_ms, dtype=float)
+        ratios = np.array([e.path_ratio() for e in self.episodes], dtype=float)
 
         def pct(values: np.ndarray, q: float) -> float | None:
             return round(float(np.percentile(values, q)), 3) if values.size else None
@@ -79,6 +93,8 @@ class DemoSummary:
             "real_time_factor": _finite(self.real_time_factor, 3),
             "tolerance_m": round(self.tolerance, 4),
             "wall_s": round(self.wall_s, 1),
+            "path_ratio_median": _finite(float(np.nanmedian(ratios)), 3) if np.isfinite(ratios).any() else None,
+            "path_ratios": [None if not math.isfinite(r) else round(r, 3) for r in ratios],
             "stalled_episodes": sum(bool(e.stall) for e in self.episodes),
             "branch_moves": sum(e.branch_moves for e in self.episodes),
             "failures": [{"episode": e.episode, "seed": e.seed, "message": e.message, "stall": e.stall}
@@ -103,6 +119,7 @@ class DemoSummary:
             ("control loop p99 period error", show(data["control_p99_us"], " µs")),
             ("real-time factor", show(data["real_time_factor"])),
             ("success tolerance", f"{100 * data['tolerance_m']:.1f} cm"),
+            ("tool path / straight line", f"median {show(data['path_ratio_median'])}"),
             ("stalls", f"{data['stalled_episodes']} episodes stalled, {data['branch_moves']} moves to another "
                        "IK branch"),
         ]
@@ -129,13 +146,13 @@ def write_outputs(summary: DemoSummary, folder: Path) -> dict[str, Path]:
 
 
 def plot_trajectories(summary: DemoSummary, path: Path) -> Path:
-    """Top view of every tool path with the objects and tolerance circles, and distance over time."""
+    """Top view of every tool path with the objects and tolerance circles, distance over time, path straightness."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (top, distance) = plt.subplots(1, 2, figsize=(12, 5.5))
+    figure, (top, distance, straightness) = plt.subplots(1, 3, figsize=(17, 5.5))
     colours = plt.cm.viridis(np.linspace(0, 1, max(len(summary.episodes), 1)))
     for colour, episode in zip(colours, summary.episodes, strict=False):
         if not episode.tool_path:
@@ -157,6 +174,13 @@ def plot_trajectories(summary: DemoSummary, path: Path) -> Path:
                  title=f"success {100 * summary.success_rate:.0f}% of {len(summary.episodes)}")
     distance.grid(True, alpha=0.3)
     distance.legend()
+    ratios = [episode.path_ratio() for episode in summary.episodes]
+    straightness.bar([str(e.episode) for e in summary.episodes], [r if math.isfinite(r) else 0.0 for r in ratios],
+                     color=colours[: len(ratios)])
+    straightness.axhline(1.0, color="black", linewidth=0.8)
+    straightness.set(xlabel="episode", ylabel="tool path length / straight line",
+                     title="straightness (1: a straight line)")
+    straightness.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

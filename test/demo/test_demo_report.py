@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from robot_brain.demo.report import DemoSummary, EpisodeRecord, contact_sheet
 
@@ -66,3 +67,21 @@ def test_stalls_and_branch_moves_are_counted_in_the_summary() -> None:
     assert data["stalled_episodes"] == 2 and data["branch_moves"] == 1
     assert data["failures"] == [{"episode": 1, "seed": 1, "message": stuck.message, "stall": stall}]
     assert "2 episodes stalled, 1 moves to another IK branch" in summary.table()
+
+
+def test_path_ratio_is_one_for_a_straight_path_and_grows_with_a_detour() -> None:
+    straight = record(0, True, 0, debug=False)
+    straight.tool_path = [(0.1 * k, 0.3 + 0.01 * k, 0.0, 0.2) for k in range(11)]
+    detour = record(1, True, 0, debug=False)
+    # Out 0.1 m sideways and back while travelling 0.1 m: sqrt(0.05² + 0.1²) twice over 0.1 m.
+    detour.tool_path = [(0.0, 0.3, 0.0, 0.2), (0.5, 0.35, 0.1, 0.2), (1.0, 0.4, 0.0, 0.2)]
+    still = record(2, False, 0, debug=False)
+    still.tool_path = [(0.0, 0.3, 0.0, 0.2), (1.0, 0.3, 0.0, 0.2)]
+    assert straight.path_ratio() == pytest.approx(1.0)
+    assert detour.path_ratio() == pytest.approx(2 * math.hypot(0.05, 0.1) / 0.1)
+    assert math.isnan(still.path_ratio())
+    summary = DemoSummary(robot="ur5", model="builtin:reach", episodes=[straight, detour, still],
+                          latencies_ms=[5.0], control_p99_us=100.0, real_time_factor=1.0, tolerance=0.03, wall_s=9.0)
+    data = summary.as_dict()
+    assert data["path_ratios"][2] is None
+    assert data["path_ratio_median"] == pytest.approx((1.0 + 2 * math.hypot(0.05, 0.1) / 0.1) / 2, abs=1e-3)
