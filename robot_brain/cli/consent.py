@@ -1,8 +1,14 @@
 """``robot-brain consent``: who may be recorded, trained on and exported at this site.
 
-* ``enroll OPERATOR --scope record,train,export [--expires DATE]``: record a person's consent;
-  prints the pseudonym that episodes and datasets will carry instead of the name.
+* ``enroll OPERATOR --scope record,train,export --legal-basis BASIS [--agreement REF]
+  [--retention-days N] [--expires DATE]``: record that a person may be recorded, and on which
+  legal basis (``consent``, ``collective_agreement`` with the agreement's reference,
+  ``legitimate_interest``; required: between employer and employee consent is presumed not
+  freely given) and for how long their episodes are kept (default 365 days from each
+  recording); prints the pseudonym that episodes and datasets will carry instead of the name.
 * ``revoke OPERATOR [--scope ...]``: revoke scopes (all when omitted) from now on.
+* ``object OPERATOR``: the person objects (legitimate interest, GDPR Art. 21) or opts out:
+  honoured exactly like ``revoke`` of every scope, logged as an objection.
 * ``list [--json]``, ``show OPERATOR [--json]``: the registry, for the local site user (names shown).
 * ``verify [--json]``: the audit log's hash chain and the registry against it; exit 1 when
   anything was edited, deleted or reordered, naming the first bad entry.
@@ -20,8 +26,14 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from robot_brain.consent.legal import (
+    DEFAULT_RETENTION_DAYS,
+    LEGAL_BASIS_ARTICLES,
+    MAX_RETENTION_DAYS,
+    OBJECTION_MEANING,
+)
 from robot_brain.consent.operators import SCOPES, non_human_kind, parse_expiry
-from robot_brain.consent.registry import ConsentRegistry, EnrolledOperator, verify_consent
+from robot_brain.consent.registry import ConsentRecord, ConsentRegistry, EnrolledOperator, verify_consent
 from robot_brain.storage.paths import DATA_ROOT_HELP, DataLayout, add_data_root_argument
 from robot_brain.storage.times import format_time, utc_now
 
@@ -46,7 +58,8 @@ def register(subparsers: Any) -> None:
     add_data_root_argument(common)
 
     enroll = actions.add_parser(
-        "enroll", parents=[common], help="record a person's consent", description="Record a person's consent."
+        "enroll", parents=[common], help="record a person's enrolment: scopes, legal basis, retention",
+        description="Record that a person may be recorded, trained on or exported, on which legal basis, for how long."
     )
     enroll.add_argument("operator", metavar="OPERATOR", help="the person's name (it never leaves the registry)")
     enroll.add_argument(
@@ -56,6 +69,23 @@ def register(subparsers: Any) -> None:
         metavar="SCOPES",
         help=f"comma-separated, repeatable: {_SCOPE_LIST} (record: may be recorded; train: episodes may train "
         "models; export: may leave the site in a dataset)",
+    )
+    enroll.add_argument(
+        "--legal-basis",
+        required=True,
+        metavar="BASIS",
+        help="consent (GDPR Art. 6(1)(a); between employer and employee it is presumed not freely given), "
+        "collective_agreement (Art. 88, a collective or works agreement: give --agreement) or "
+        "legitimate_interest (Art. 6(1)(f); the person may object: `consent object`)",
+    )
+    enroll.add_argument(
+        "--agreement", metavar="REF", help="the collective agreement's reference (with collective_agreement only)"
+    )
+    enroll.add_argument(
+        "--retention-days",
+        metavar="N",
+        help=f"episodes expire N days after they were recorded (1 to {MAX_RETENTION_DAYS}; default "
+        f"{DEFAULT_RETENTION_DAYS}); `robot-brain data purge --expired` erases them",
     )
     enroll.add_argument(
         "--expires",
@@ -72,6 +102,19 @@ def register(subparsers: Any) -> None:
         "--scope", action="append", metavar="SCOPES", help=f"comma-separated, repeatable: {_SCOPE_LIST} (default: all)"
     )
     revoke.set_defaults(func=_revoke)
+
+    objection = actions.add_parser(
+        "object",
+        parents=[common],
+        help="the person objects or opts out: every scope revoked from now on, logged as an objection",
+        description=(
+            "Record an objection (GDPR Art. 21, for legitimate interest) or an opt-out (any legal basis): every "
+            "scope in force is revoked from now on, exactly as `revoke` does, and the audit log records it as an "
+            "objection. Erase what was recorded with `robot-brain data purge --operator`."
+        ),
+    )
+    objection.add_argument("operator", metavar="OPERATOR", help="name or pseudonym (op-...)")
+    objection.set_defaults(func=_object)
 
     listing = actions.add_parser("list", parents=[common], help="every enrolled operator and what is in force now")
     listing.add_argument("--json", action="store_true", help="print one JSON object (names included: local use)")
@@ -107,14 +150,47 @@ def _print_warnings(registry: ConsentRegistry) -> None:
 def _enroll(args: argparse.Namespace) -> int:
     registry = _registry(args)
     expires = parse_expiry(args.expires) if args.expires else None
-    enrollment = registry.enroll(args.operator, args.scope, expires_at=expires)  # granted "now", under the lock
+    enrollment = registry.enroll(  # granted "now", under the lock
+        args.operator,
+        args.scope,
+        expires_at=expires,
+        legal_basis=args.legal_basis,
+        agreement=args.agreement,
+        retention_days=args.retention_days,
+    )
     _print_warnings(registry)
     consent = enrollment.consent
     status = "enrolled" if enrollment.new_operator else "renewed the consent of"
     replaced = f", replacing {enrollment.superseded}" if enrollment.superseded else ""
     print(
         f"{status} {enrollment.operator.pseudonym}: consent {consent.consent_id}{replaced}, "
-        f"scopes {','.join(consent.scopes)}, expires {_when(consent.expires_at)}"
+        f"scopes {','.join(consent.scopes)}, expires {_when(consent.expires_at)}, "
+        f"legal basis {_basis(consent)}, episodes kept {consent.retention_days} days"
+    )
+    return EXIT_OK
+
+
+def _basis(record: ConsentRecord) -> str:
+    return record.legal_basis + (f" ({record.agreement})" if record.agreement else "")
+
+
+def _retention(record: ConsentRecord) -> str:
+    return f"{record.retention_days}d" if record.retention_days is not None else "none"
+
+
+def _object(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    objection = registry.object(args.operator)
+    _print_warnings(registry)
+    who = objection.operator.pseudonym
+    if objection.consent_id is None or not objection.revoked:
+        print(f"nothing to object to: {who} has no consent in force (nothing is recorded, exported or trained on)")
+        return EXIT_OK
+    record = registry.consent(objection.consent_id)
+    print(
+        f"objection recorded for {who} ({OBJECTION_MEANING[record.legal_basis]}, legal basis {_basis(record)}): "
+        f"revoked {','.join(objection.revoked)} of consent {objection.consent_id}; erase what was recorded with "
+        f"`robot-brain data purge --operator {who}`"
     )
     return EXIT_OK
 
@@ -149,7 +225,7 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no operators enrolled in {registry.layout.registry_path}")
         return EXIT_OK
     rows = [_row(operator, now) for operator in operators]
-    headers = ("PSEUDONYM", "NAME", "SCOPES NOW", "EXPIRES", "CONSENT", "STATUS")
+    headers = ("PSEUDONYM", "NAME", "SCOPES NOW", "EXPIRES", "CONSENT", "STATUS", "LEGAL BASIS", "RETENTION")
     widths = [max(len(header), *(len(row[index]) for row in rows)) for index, header in enumerate(headers)]
     for row in (headers, *rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -168,6 +244,8 @@ def _row(operator: EnrolledOperator, now: datetime) -> tuple[str, ...]:
         _when(shown.expires_at),
         shown.consent_id,
         shown.status(now),
+        _basis(shown),
+        _retention(shown),
     )
 
 
@@ -192,6 +270,12 @@ def _show(args: argparse.Namespace) -> int:
     print(f"enrolled   {_when(operator.enrolled_at)}   key {operator.key_id}")
     in_force = ",".join(current.scopes_at(now)) if current else ""
     print(f"now        {in_force or 'nothing granted'}" + (f" (consent {current.consent_id})" if current else ""))
+    if current is not None:
+        print(f"basis      {_basis(current)}: {LEGAL_BASIS_ARTICLES[current.legal_basis]}")
+        kept = f"{current.retention_days} days from each recording" if current.retention_days else (
+            "no retention period recorded (enrolled before they were): re-enrol with --retention-days"
+        )
+        print(f"retention  {kept}")
     print("consents (oldest first):")
     for record in operator.consents:
         revoked = ", ".join(f"{scope} {_when(moment)}" for scope, moment in sorted(record.revoked_at.items()))
@@ -200,6 +284,8 @@ def _show(args: argparse.Namespace) -> int:
             f"granted {_when(record.granted_at)}  expires {_when(record.expires_at)}"
             + (f"  revoked {revoked}" if revoked else "")
             + (f"  superseded {_when(record.superseded_at)} by {record.superseded_by}" if record.superseded_at else "")
+            + f"  basis {_basis(record)}  retention {_retention(record)}"
+            + (f"  objected {_when(record.objected_at)}" if record.objected_at else "")
         )
     return EXIT_OK
 

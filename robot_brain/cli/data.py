@@ -12,6 +12,9 @@
 * ``purge --operator NAME [--rebuild] [--keep-enrollment] [--yes] [--json]``: the right to
   erasure: the operator's episodes removed, datasets made from them marked stale or rebuilt,
   the operator forgotten, the purge logged (:mod:`robot_brain.erasure.purge`). Asks first.
+* ``purge --expired [--rebuild] [--yes] [--json]``: every episode past its enrolment's retention
+  period removed, datasets holding one marked stale or rebuilt, logged
+  (:mod:`robot_brain.erasure.retention`). Asks first when there is anything to remove.
 
 Every subcommand takes ``--data-root DIR`` (default ``$ROBOT_BRAIN_DATA_ROOT``, else
 ``~/.local/share/robot_brain``), before or after the subcommand. Exit status: 0, or 2 with a
@@ -83,7 +86,7 @@ def _ls(args: argparse.Namespace) -> int:
     store = EpisodeStore(layout.root)
     recoveries = store.recover()
     entries = store.list_episodes(include_discarded=args.all)
-    problems = [entry.error for entry in entries if entry.error] + [
+    problems = [entry.error or entry.seal_error for entry in entries if entry.error or entry.seal_error] + [
         f"recovery of episode {result}" for result in recoveries if result.outcome == "failed"
     ]
     if args.json:
@@ -255,7 +258,14 @@ def _add_purge(actions: Any, common: argparse.ArgumentParser) -> None:
             "operator in the consent registry, and logs the purge (pseudonym only). Asks for confirmation."
         ),
     )
-    purge.add_argument("--operator", required=True, metavar="NAME", help="the person's name or pseudonym (op-…)")
+    who = purge.add_mutually_exclusive_group(required=True)
+    who.add_argument("--operator", metavar="NAME", help="the person's name or pseudonym (op-…)")
+    who.add_argument(
+        "--expired",
+        action="store_true",
+        help="instead: every episode past its enrolment's retention period (robot-brain consent enroll "
+        "--retention-days), and the datasets holding them",
+    )
     purge.add_argument("--rebuild", action="store_true", help="re-export affected datasets without them")
     purge.add_argument(
         "--keep-enrollment", action="store_true", help="leave their consent and name in the registry as they are"
@@ -269,6 +279,8 @@ def _purge(args: argparse.Namespace) -> int:
     from robot_brain.erasure.purge import PurgeError, plan_purge, purge_operator
 
     layout = data_layout(args)
+    if args.expired:
+        return _purge_expired(args, layout)
     plan = plan_purge(layout, args.operator)
     if not args.yes:
         dataset_action = "rebuilt without them" if args.rebuild else "marked stale"
@@ -312,6 +324,65 @@ def _purge(args: argparse.Namespace) -> int:
         print(
             f"robot-brain data purge: warning: episode {episode_id} has no readable manifest: "
             "check by hand whether it is theirs",
+            file=sys.stderr,
+        )
+    for episode_id in report.unverified:
+        print(
+            f"robot-brain data purge: warning: episode {episode_id}'s manifest fails its seal (edited?) and names "
+            "someone else: check by hand whether it is theirs (it is never exported)",
+            file=sys.stderr,
+        )
+    for problem in report.problems:
+        print(f"robot-brain data purge: error: {problem}", file=sys.stderr)
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
+
+
+def _purge_expired(args: argparse.Namespace, layout: DataLayout) -> int:
+    """``purge --expired``: episodes past their retention period (:mod:`robot_brain.erasure.retention`)."""
+    from robot_brain.erasure.purge import PurgeError
+    from robot_brain.erasure.retention import plan_expired, purge_expired
+
+    if args.keep_enrollment:
+        raise PurgeError("--keep-enrollment goes with --operator: --expired never changes anyone's consent")
+    plan = plan_expired(layout)
+    if not args.yes and (plan.episodes or plan.datasets):
+        dataset_action = "rebuilt without them" if args.rebuild else "marked stale"
+        print(
+            f"purge expired episodes: delete {len(plan.episodes)} episodes past their retention period permanently; "
+            f"{len(plan.datasets)} datasets holding expired episodes will be {dataset_action}.",
+            file=sys.stderr,
+        )
+        for episode in plan.episodes:
+            print(f"  episode {episode.episode_id} ({episode.operator}, recorded {episode.recorded_at:%Y-%m-%d}, "
+                  f"kept {episode.retention_days} days)", file=sys.stderr)
+        for dataset in plan.datasets:
+            print(f"  dataset {dataset.path} ({len(dataset.episodes)} expired episodes)", file=sys.stderr)
+        print("type 'yes' to continue: ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() != "yes":
+            raise PurgeError("not confirmed: nothing was changed (answer 'yes', or pass --yes)")
+    report = purge_expired(
+        layout,
+        rebuild=args.rebuild,
+        now=plan.at,
+        progress=(lambda line: print(line, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None,
+    )
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        audit = f"; audit entry {report.audit_seq}" if report.audit_seq is not None else ""
+        print(
+            f"purged expired episodes: {len(report.episodes_removed)} removed, {report.kept} inside their "
+            f"retention period kept{audit}"
+        )
+        for outcome in report.datasets:
+            hash_text = f" (content hash {outcome.content_hash})" if outcome.content_hash else ""
+            print(f"  dataset {outcome.path}: {outcome.action}: {outcome.detail}{hash_text}")
+        for copy in report.unreachable_copies:
+            print(f"  exported copy {copy}: purge cannot reach it; it may hold expired episodes, tell its recipients")
+    for episode_id in report.unknown:
+        print(
+            f"robot-brain data purge: warning: episode {episode_id}: its retention period cannot be told (unknown "
+            "operator, no period recorded, or no readable manifest): check it by hand",
             file=sys.stderr,
         )
     for problem in report.problems:

@@ -2,6 +2,8 @@
 
 - ``operators``: operator ids (pseudonyms ``op-…``, ``policy:…``, ``scripted…``), name
   normalisation, scopes and expiry dates (pure).
+- ``legal``: legal bases (consent, collective agreement, legitimate interest), retention periods
+  and what an objection means (pure).
 - ``audit``: the hash-chained audit log: writing entries under the registry's lock, reading and
   verifying the chain, the clear-name guard.
 - ``registry``: the registry (``registry.json``, ``site.key``): enrolment, pseudonym derivation,

@@ -37,6 +37,16 @@ keeping the pseudonym's history, and retires the site key (``key.rotated``): aft
 on the site re-derives that pseudonym from the name, and the same name enrolled again is a new
 operator.
 
+**Legal basis, retention, objection** (:mod:`robot_brain.consent.legal`). Each consent record
+carries the enrolment's legal basis (``consent``, ``collective_agreement`` with the agreement's
+reference, ``legitimate_interest``) and a retention period in days; a record written before
+these were recorded reads as ``consent`` with no period (``verify`` warns). :meth:`~ConsentRegistry.check_episode`
+is :meth:`~ConsentRegistry.check` for recorded data: an episode recorded longer ago than its
+period is refused like a withdrawn consent (export and training use it;
+``robot-brain data purge --expired`` erases such episodes). :meth:`~ConsentRegistry.object`
+(an objection, or an opt-out) is :meth:`~ConsentRegistry.revoke` of every scope, through the
+same code, logged as ``consent.objected`` with the basis.
+
 **Non-human operators** ``policy:<8-64 hex of the model's SHA-256>``, ``scripted`` and
 ``scripted:<name>`` need no consent: ``check`` allows them with a reason saying so, and their
 :class:`OperatorRef` has ``kind`` ``policy``/``scripted`` so every artefact labels them.
@@ -69,6 +79,16 @@ from pathlib import Path
 from typing import Any
 
 from robot_brain.consent.audit import AuditCheck, AuditEntry, append_entry_locked, refuse_clear_names, verify_audit
+from robot_brain.consent.legal import (
+    LEGACY_LEGAL_BASIS,
+    LEGAL_BASES,
+    MAX_RETENTION_DAYS,
+    OBJECTION_MEANING,
+    parse_agreement,
+    parse_legal_basis,
+    parse_retention_days,
+    retention_end,
+)
 from robot_brain.consent.operators import (
     PSEUDONYM_HEX_DIGITS,
     PSEUDONYM_PREFIX,
@@ -148,6 +168,16 @@ class ConsentRecord:
     superseded_at: datetime | None = None
     """When a later enrolment replaced this record (it is not in force from then on)."""
     superseded_by: str | None = None
+    legal_basis: str = LEGACY_LEGAL_BASIS
+    """``consent``, ``collective_agreement`` or ``legitimate_interest`` (see :mod:`robot_brain.consent.legal`);
+    a record written before legal bases were recorded reads as ``consent``."""
+    agreement: str | None = None
+    """The collective agreement's reference (``collective_agreement`` only)."""
+    retention_days: int | None = None
+    """Episodes recorded under this record expire this many days after recording (``None``: a record
+    written before retention periods were recorded; no automatic expiry)."""
+    objected_at: datetime | None = None
+    """When the operator objected (or opted out): the scopes in force then were revoked at that instant."""
 
     @property
     def ends_at(self) -> datetime | None:
@@ -189,6 +219,10 @@ class ConsentRecord:
             "revoked_at": {scope: format_time(moment) for scope, moment in sorted(self.revoked_at.items())},
             "superseded_at": format_time(self.superseded_at) if self.superseded_at else None,
             "superseded_by": self.superseded_by,
+            "legal_basis": self.legal_basis,
+            "agreement": self.agreement,
+            "retention_days": self.retention_days,
+            "objected_at": format_time(self.objected_at) if self.objected_at else None,
         }
 
     @classmethod
@@ -208,6 +242,17 @@ class ConsentRecord:
             value = document.get(key)
             return parse_time(value) if value is not None else None
 
+        basis = document.get("legal_basis", LEGACY_LEGAL_BASIS)
+        if basis not in LEGAL_BASES:
+            raise ValueError(f"consent {consent_id}: legal basis {basis!r} is not one of {list(LEGAL_BASES)}")
+        agreement = document.get("agreement")
+        if (basis == "collective_agreement") != isinstance(agreement, str):
+            raise ValueError(f"consent {consent_id}: an agreement reference goes with collective_agreement only")
+        retention = document.get("retention_days")
+        if retention is not None and (
+            isinstance(retention, bool) or not isinstance(retention, int) or not 1 <= retention <= MAX_RETENTION_DAYS
+        ):
+            raise ValueError(f"consent {consent_id}: retention_days {retention!r} is not 1 to {MAX_RETENTION_DAYS}")
         return cls(
             consent_id=consent_id,
             pseudonym=str(document["pseudonym"]),
@@ -217,6 +262,10 @@ class ConsentRecord:
             revoked_at={scope: parse_time(moment) for scope, moment in revoked.items()},
             superseded_at=optional_time("superseded_at"),
             superseded_by=document.get("superseded_by"),
+            legal_basis=basis,
+            agreement=agreement,
+            retention_days=retention,
+            objected_at=optional_time("objected_at"),
         )
 
 
@@ -237,6 +286,15 @@ class Decision:
     consent_id: str | None = None
     scopes: tuple[str, ...] = ()
     expires_at: datetime | None = None
+    legal_basis: str | None = None
+    """Of the record in force (``None``: non-human operator, or nothing in force)."""
+    agreement: str | None = None
+    retention_days: int | None = None
+    """The retention applied (:meth:`ConsentRegistry.check_episode`), else that of the record in force."""
+    retention_ends_at: datetime | None = None
+    """When the episode checked by :meth:`ConsentRegistry.check_episode` expires (``None``: not asked, or no period)."""
+    retention_expired: bool = False
+    """The refusal is the episode's retention period being over (treated as withdrawn consent)."""
 
     @property
     def pseudonym(self) -> str | None:
@@ -254,6 +312,10 @@ class Decision:
             "consent_checked_at": format_time(self.at),
             "consent_allowed": self.allowed,
             "consent_reason": self.reason,
+            "consent_legal_basis": self.legal_basis,
+            "consent_agreement": self.agreement,
+            "consent_retention_days": self.retention_days,
+            "retention_ends_at": format_time(self.retention_ends_at) if self.retention_ends_at else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,6 +369,9 @@ class EnrolledOperator:
             "consent_id": current.consent_id if current else None,
             "scopes_now": list(current.scopes_at(moment)) if current else [],
             "expires_at": format_time(current.expires_at) if current and current.expires_at else None,
+            "legal_basis": current.legal_basis if current else None,
+            "agreement": current.agreement if current else None,
+            "retention_days": current.retention_days if current else None,
             "consents": [dict(record.to_dict(), status=record.status(moment)) for record in self.consents],
         }
 
@@ -516,6 +581,29 @@ def _key_mode_warning(path: Path) -> str | None:
     return None
 
 
+def _retention_of(
+    operator: EnrolledOperator, recorded: datetime, consent_id: str | None, moment: datetime
+) -> tuple[int | None, str | None]:
+    """(days, consent id) of the retention that governs an episode of ``operator`` recorded at ``recorded``.
+
+    The record it was recorded under (by ``consent_id``, else the one in force at ``recorded``,
+    else the first one granted after it) and the record in force at ``moment``: the shorter
+    period of the two wins; a record without a period (written before they were recorded)
+    imposes none. ``(None, None)`` when no record has one.
+    """
+    by_id = {record.consent_id: record for record in operator.consents}
+    recorded_under = by_id.get(consent_id) if consent_id else None
+    if recorded_under is None:
+        recorded_under = operator.consent_at(recorded) or next(
+            (record for record in operator.consents if record.granted_at >= recorded), None
+        )
+    candidates = [record for record in (recorded_under, operator.consent_at(moment)) if record is not None]
+    periods = [(record.retention_days, record.consent_id) for record in candidates if record.retention_days]
+    if not periods:
+        return None, None
+    return min(periods)
+
+
 def registered_names_locked(layout: DataLayout) -> list[str]:
     """Normalised names of enrolled operators, for the audit log's name guard (caller holds the lock)."""
     if not layout.registry_path.exists():
@@ -683,14 +771,20 @@ class ConsentRegistry:
             return Decision(False, scope, reason, moment, operator.ref)
         granted = record.scopes_at(moment)
         common = {"at": moment, "operator": operator.ref, "consent_id": record.consent_id, "scopes": granted}
-        common["expires_at"] = record.expires_at
+        common.update(expires_at=record.expires_at, legal_basis=record.legal_basis, agreement=record.agreement,
+                      retention_days=record.retention_days)
         if scope in granted:
             until = f" until {format_time(record.expires_at)}" if record.expires_at else ""
             return Decision(True, scope, f"consent {record.consent_id} grants '{scope}'{until}", **common)
         if scope in record.scopes:
-            revoked = format_time(record.revoked_at[scope])
+            revoked_at = record.revoked_at[scope]
+            objected = (
+                f" ({OBJECTION_MEANING[record.legal_basis]})" if record.objected_at == revoked_at else ""
+            )
             return Decision(
-                False, scope, f"'{scope}' of consent {record.consent_id} was revoked at {revoked}", **common
+                False, scope,
+                f"'{scope}' of consent {record.consent_id} was revoked at {format_time(revoked_at)}{objected}",
+                **common,
             )
         grants = ", ".join(granted) or "nothing"
         return Decision(
@@ -703,6 +797,77 @@ class ConsentRegistry:
         if not decision.allowed:
             raise ConsentDeniedError(decision)
         return decision
+
+    def check_episode(
+        self,
+        operator: str | OperatorRef,
+        scope: str,
+        *,
+        recorded_at: datetime | str | None,
+        consent_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """:meth:`check` for data already recorded: also refused once the episode's retention period is over.
+
+        ``recorded_at``: when the episode started (a datetime or its manifest's ``start_time``);
+        ``consent_id``: the consent it was recorded under (the manifest's ``consent.id``). The
+        period is the shorter of that record's and the one in force at ``at`` (see
+        :mod:`robot_brain.consent.legal`). An expired episode is refused exactly as a withdrawn
+        consent is (``allowed`` false, ``retention_expired`` true, the reason says so). A person's
+        episode whose recording time is unknown is refused: its retention cannot be checked.
+        Non-human operators have no retention.
+        """
+        decision = self.check(operator, scope, at=at)
+        if decision.operator is None or not decision.operator.needs_consent or not decision.allowed:
+            return decision  # a refusal stays the refusal it is (revoked, expired consent, ...)
+        moment = decision.at
+        if recorded_at is None:
+            return replace(decision, allowed=False,
+                           reason="the episode's recording time is unknown: its retention period cannot be checked")
+        try:
+            recorded = parse_time(recorded_at) if isinstance(recorded_at, str) else require_aware(recorded_at)
+        except (TypeError, ValueError):
+            return replace(decision, allowed=False,
+                           reason=f"the episode's recording time {recorded_at!r} is not a time: its retention "
+                           "period cannot be checked")
+        found = self._load().find(decision.operator.pseudonym)
+        if found is None:
+            return decision
+        days, governing = _retention_of(found, recorded, consent_id, moment)
+        if days is None:
+            return replace(decision, retention_days=None)
+        ends = retention_end(recorded, days)
+        if moment < ends:
+            return replace(decision, retention_days=days, retention_ends_at=ends)
+        return replace(
+            decision,
+            allowed=False,
+            retention_days=days,
+            retention_ends_at=ends,
+            retention_expired=True,
+            reason=(
+                f"retention period over: recorded {format_time(recorded)}, kept {days} days under consent "
+                f"{governing}, expired {format_time(ends)} (treated as withdrawn consent)"
+            ),
+        )
+
+    def retention(
+        self, operator: str, *, recorded_at: datetime, consent_id: str | None = None, at: datetime | None = None
+    ) -> tuple[int, datetime] | None:
+        """(retention days, expiry instant) of a person's episode, ``None`` when no period applies.
+
+        ``None`` for a non-human or unknown operator and for records written before retention
+        periods were recorded. Expired when ``at`` (default now) is at or after the instant.
+        """
+        if non_human_kind(operator) is not None:
+            return None
+        found = self._load().find(operator)
+        if found is None:
+            return None
+        recorded = require_aware(recorded_at, "recorded_at")
+        moment = require_aware(at, "at") if at is not None else utc_now()
+        days, _ = _retention_of(found, recorded, consent_id, moment)
+        return None if days is None else (days, retention_end(recorded, days))
 
     # ---- writing -----------------------------------------------------------------------------
 
@@ -767,15 +932,25 @@ class ConsentRegistry:
         *,
         expires_at: datetime | None = None,
         now: datetime | None = None,
+        legal_basis: str = LEGACY_LEGAL_BASIS,
+        agreement: str | None = None,
+        retention_days: int | None = None,
     ) -> Enrollment:
-        """Record that the person ``name`` consents to ``scopes`` from ``now`` (default: the present).
+        """Record that the person ``name`` may be used for ``scopes`` from ``now`` (default: the present).
 
         A new person gets a pseudonym derived from the site key (created on first use); a known
         name (even after the key was lost) keeps its stored pseudonym and the record in force is
         superseded by the new one. ``expires_at`` must be timezone-aware and after ``now``.
+
+        ``legal_basis``: ``consent`` (the API's default; ``robot-brain consent enroll`` requires it
+        explicitly), ``collective_agreement`` (with ``agreement``, the agreement's reference) or
+        ``legitimate_interest``. ``retention_days``: episodes recorded under this enrolment expire
+        that many days after recording (default :data:`~robot_brain.consent.legal.DEFAULT_RETENTION_DAYS`).
         """
         normalized = normalize_name(name)
         chosen = parse_scopes(scopes)
+        basis = parse_legal_basis(legal_basis)
+        retention = parse_retention_days(retention_days)
         first_warning = len(self.warnings)
         given_now = require_aware(now, "now") if now is not None else None
         expiry = require_aware(expires_at, "expires_at") if expires_at is not None else None
@@ -786,6 +961,7 @@ class ConsentRegistry:
             if expiry is not None and expiry <= moment:
                 raise ConsentError(f"expiry {format_time(expiry)} is not after the grant time {format_time(moment)}")
             state = self._load(fresh=True)
+            reference = parse_agreement(basis, agreement, {normalized, *state.by_name})
             if not state.exists:
                 self._write(state)  # an empty registry first: a crash later never leaves grants without one
                 state = self._load(fresh=True)
@@ -807,7 +983,8 @@ class ConsentRegistry:
                 )
             consent_id = "c-" + secrets.token_hex(8)
             current = existing.consent_at(moment) if existing else None
-            record = ConsentRecord(consent_id, pseudonym, chosen, moment, expiry)
+            record = ConsentRecord(consent_id, pseudonym, chosen, moment, expiry, legal_basis=basis,
+                                   agreement=reference, retention_days=retention)
             new_operator = existing is None
             details: dict[str, Any] = {
                 "operator": pseudonym,
@@ -850,6 +1027,23 @@ class ConsentRegistry:
         ``check`` refuses the scope for any instant from ``now``. Nothing in force to revoke is
         not an error (the result says so, and nothing is logged).
         """
+        return self._withdraw(operator, scopes, now, objection=False)
+
+    def object(self, operator: str, *, now: datetime | None = None) -> Revocation:
+        """The operator objects (Art. 21 GDPR under ``legitimate_interest``) or opts out: honoured as a revocation.
+
+        Every scope in force at ``now`` is revoked exactly as :meth:`revoke` does (the same
+        code: the recorder's re-check discards an episode in progress, export and training
+        refuse, the policy node refuses models trained on them), whatever the legal basis; the
+        audit log records it as ``consent.objected`` with the basis, and the record keeps
+        ``objected_at``. Nothing in force is not an error (nothing is logged).
+        """
+        return self._withdraw(operator, None, now, objection=True)
+
+    def _withdraw(
+        self, operator: str, scopes: str | Iterable[str] | None, now: datetime | None, *, objection: bool
+    ) -> Revocation:
+        """Revocation and objection: one code path, two audit kinds."""
         if non_human_kind(operator) is not None:
             raise ConsentError(f"operator '{operator}' is not a person: non-human operators need no consent")
         chosen = parse_scopes(scopes) if scopes is not None else SCOPES
@@ -868,18 +1062,20 @@ class ConsentRegistry:
             revoked = tuple(scope for scope in chosen if scope in granted)
             not_in_force = tuple(scope for scope in chosen if scope not in granted)
             if current is not None and revoked:
-                append_entry_locked(
-                    self.layout,
-                    "consent.revoked",
-                    {
-                        "operator": found.pseudonym,
-                        "consent_id": current.consent_id,
-                        "scopes": list(revoked),
-                        "at": format_time(moment),
-                    },
-                    moment,
-                )
+                details: dict[str, Any] = {
+                    "operator": found.pseudonym,
+                    "consent_id": current.consent_id,
+                    "scopes": list(revoked),
+                    "at": format_time(moment),
+                }
+                if objection:
+                    details["legal_basis"] = current.legal_basis
+                    details["meaning"] = OBJECTION_MEANING[current.legal_basis]
+                append_entry_locked(self.layout, "consent.objected" if objection else "consent.revoked", details,
+                                    moment)
                 updated = replace(current, revoked_at={**current.revoked_at, **dict.fromkeys(revoked, moment)})
+                if objection:
+                    updated = replace(updated, objected_at=moment)
                 state.put(replace(found, consents=tuple(updated if c is current else c for c in found.consents)))
                 self._write(state)
         return Revocation(found.ref, current.consent_id if current else None, revoked, not_in_force, moment)
@@ -969,6 +1165,12 @@ class ConsentRegistry:
 # --------------------------------------------------------------------------------------------
 
 
+_LEGACY_RECORD_FIELDS: dict[str, Any] = {
+    "legal_basis": LEGACY_LEGAL_BASIS, "agreement": None, "retention_days": None, "objected_at": None
+}
+"""What a consent granted before legal bases and retention were recorded reads as (in the log and the registry)."""
+
+
 def _replay(entries: Sequence[AuditEntry]) -> tuple[dict[str, dict[str, Any]], dict[str, str | None], list[str]]:
     """Consent records and operators' forgotten state as the audit log tells them."""
     records: dict[str, dict[str, Any]] = {}
@@ -979,19 +1181,21 @@ def _replay(entries: Sequence[AuditEntry]) -> tuple[dict[str, dict[str, Any]], d
         where = f"audit.jsonl line {entry.line} (entry {entry.seq}, {entry.kind})"
         try:
             if entry.kind == "consent.granted":
-                record = dict(details["consent"])
+                record = {**_LEGACY_RECORD_FIELDS, **dict(details["consent"])}
                 records[record["consent_id"]] = record
                 forgotten[str(details["operator"])] = None
                 superseded = details.get("supersedes")
                 if superseded:
                     records[superseded]["superseded_at"] = record["granted_at"]
                     records[superseded]["superseded_by"] = record["consent_id"]
-            elif entry.kind in ("consent.revoked", "operator.forgotten"):
+            elif entry.kind in ("consent.revoked", "consent.objected", "operator.forgotten"):
                 consent_id = details.get("consent_id")
                 if consent_id:
                     revoked = dict(records[consent_id]["revoked_at"])
                     revoked.update(dict.fromkeys(details["scopes"], details["at"]))
                     records[consent_id]["revoked_at"] = dict(sorted(revoked.items()))
+                    if entry.kind == "consent.objected":
+                        records[consent_id]["objected_at"] = details["at"]
                 if entry.kind == "operator.forgotten":
                     forgotten[str(details["operator"])] = details["at"]
         except (KeyError, TypeError, ValueError) as error:
@@ -1058,6 +1262,18 @@ def verify_consent(data_root: str | os.PathLike[str] | DataLayout | None = None)
                     f"registry.json: operator {operator.pseudonym}'s stored name does not derive that pseudonym "
                     "under the site key (names swapped or edited)"
                 )
+    legacy = sorted(
+        operator.pseudonym
+        for operator in state.operators.values()
+        if operator.consents and operator.forgotten_at is None and operator.consents[-1].retention_days is None
+    )
+    if legacy:
+        shown = ", ".join(legacy[:3]) + (f" and {len(legacy) - 3} more" if len(legacy) > 3 else "")
+        warnings.append(
+            f"consent of {shown} was recorded before legal bases and retention periods were: it reads as legal basis "
+            "'consent' with no retention period (their episodes never expire); re-enrol them with --legal-basis "
+            "and --retention-days"
+        )
     for consent_id in sorted(set(records) - stored_ids):
         problems.append(
             f"audit log grants consent {consent_id} that registry.json lacks "

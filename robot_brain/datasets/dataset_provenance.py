@@ -28,8 +28,11 @@ and an ``operator`` value that does not look like a pseudonym (a clear name has 
 
 **Dataset card** (``README.md``): the YAML header LeRobot pushes to the Hub (``license``,
 ``task_categories: [robotics]``, ``tags: [LeRobot, ...]``, ``configs`` pointing at
-``data/*/*.parquet``), then the structure and a consent and provenance summary built only
-from known fields (pseudonyms, consent ids and scopes, labels), never from free-form keys.
+``data/*/*.parquet``), then the structure, a consent and provenance summary and the Croissant
+RAI data-collection fields with the legal bases and retention periods by operator count
+(:mod:`robot_brain.datasets.rai`, also written as ``meta/croissant_rai.json``, which the content
+hash covers), built only from known fields (pseudonyms, consent ids and scopes, labels), never
+from free-form keys.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from typing import Any
 from robot_brain.consent.audit import read_audit
 from robot_brain.consent.seals import SealError, check_seal, seal
 from robot_brain.datasets.lerobot_format import INCOMPLETE_MARKER, DatasetFormatError, read_json
+from robot_brain.datasets.rai import RAI_PATH, rai_bytes, rai_document
+from robot_brain.datasets.rai import card_lines as rai_card_lines
 from robot_brain.storage.files import atomic_write_bytes, sha256_file
 from robot_brain.storage.paths import DataLayout
 from robot_brain.storage.times import format_time, utc_now
@@ -239,8 +244,11 @@ def write_provenance(
         import robot_brain
 
         software = {"package": "robot_brain", "version": robot_brain.__version__}
-    hashes = file_hashes(base, overrides={"meta/info.json": info_content})
+    # The Croissant RAI fields: a meta file like the others, so the content hash covers it.
+    rai_content = rai_bytes(rai_document(info, episodes, export, title=title))
+    hashes = file_hashes(base, overrides={"meta/info.json": info_content, RAI_PATH: rai_content})
     document = build_provenance(info, episodes, hashes, software=software, export=export)
+    atomic_write_bytes(base / RAI_PATH, rai_content, mode=0o600)
     atomic_write_bytes(base / PROVENANCE_PATH, json.dumps(document, indent=4, ensure_ascii=False).encode("utf-8"),
                        mode=0o600)  # people's data: owner only, as the dataset's other files
     if card:
@@ -363,7 +371,8 @@ def _card_consent_lines(episodes: Sequence[Mapping[str, Any]], provenance: Mappi
     """The ``Consent and provenance`` section: the consent statement, operators, labels and exclusions."""
     lines = ["", "## Consent and provenance", ""]
     lines.append(
-        "Every episode was recorded with its operator's consent, checked again at export time. Operators "
+        "Every episode of a person was recorded under their enrolment in the site's consent registry (its legal "
+        "basis and retention period are below), checked again at export time. Operators "
         "appear only as pseudonyms; no person's name is part of this dataset. Per-episode provenance "
         f"(robot, URDF SHA-256, software, times, labels) is in `{PROVENANCE_PATH}`."
     )
@@ -407,6 +416,7 @@ def dataset_card(
     episodes = list(provenance.get("episodes", []))
     lines = _card_structure_lines(info, provenance, title)
     lines += _card_consent_lines(episodes, provenance)
+    lines += rai_card_lines(info, provenance)
     lines += _card_content_hash_lines(provenance)
     return "\n".join(header + lines)
 

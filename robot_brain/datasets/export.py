@@ -332,7 +332,12 @@ def _consent_exclusion(
     registry: ConsentRegistry, manifest: EpisodeManifest, scopes: Sequence[str], now: datetime
 ) -> tuple[Exclusion | None, dict[str, Any]]:
     """(None, the decision as provenance) when every scope is granted now; else the exclusion."""
-    decisions: list[Decision] = [registry.check(manifest.operator, scope, at=now) for scope in scopes]
+    decisions: list[Decision] = [
+        registry.check_episode(  # an episode past its retention period is refused like a withdrawn consent
+            manifest.operator, scope, recorded_at=manifest.start_time, consent_id=manifest.consent.id, at=now
+        )
+        for scope in scopes
+    ]
     for decision in decisions:
         if decision.operator is None:
             raise ExportError(
@@ -344,7 +349,7 @@ def _consent_exclusion(
             return (
                 Exclusion(
                     manifest.episode_id,
-                    f"no '{decision.scope}' consent now",
+                    "retention period over" if decision.retention_expired else f"no '{decision.scope}' consent now",
                     decision.reason,
                     manifest.operator,
                     manifest.operator_kind,
@@ -1163,7 +1168,8 @@ def export_episodes(
     the present). ``audit``: append ``dataset.exported`` to the audit log. ``progress``
     receives one line per episode.
 
-    Raises a ``UserError`` (one line) for an unknown episode, an unreadable manifest, a
+    Raises a ``UserError`` (one line) for an unknown episode, an unreadable manifest, one whose
+    seal is missing or does not match (``ManifestSealError``: edited, or recorded unsealed), a
     corrupt or truncated bag, a missing ``/joint_states``, an operator the registry does not
     know, episodes of different robots, or when no episode is left to export; nothing is
     written then.

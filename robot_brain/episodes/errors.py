@@ -23,6 +23,14 @@ class ManifestError(EpisodeError):
     """A ``manifest.json`` is missing, not JSON, or lacks fields the store needs."""
 
 
+class ManifestSealError(ManifestError):
+    """A ``manifest.json`` whose seal is missing, from another site, or does not match its contents.
+
+    Its provenance (operator, consent, label) cannot be believed, so it is never exported or
+    trained on; it is still listed, and a purge still erases it.
+    """
+
+
 class EpisodeReadError(EpisodeError):
     """A bag is corrupt or truncated, or holds data that cannot be decoded."""
 

@@ -11,6 +11,21 @@ States: ``recording`` (being written, or the recorder died: the recovery scan de
 ``complete``, ``recovered`` (salvaged after a crash), ``incomplete`` (nothing readable, or
 no manifest was written), ``discarded`` (the operator threw it away; the data is deleted,
 the manifest stays as a tombstone).
+
+**Seal.** Export, training and erasure believe the manifest's operator, consent and label, so
+every manifest this module writes carries ``"seal"``: the site's seal
+(:mod:`robot_brain.consent.seals`, purpose ``episode-manifest``, key ``consent/seal.key`` of
+the data root ``<root>/episodes/<id>/..``) over the canonical JSON of every other field
+(sorted keys, no spaces, UTF-8). It is a field rather than a sibling file because the
+manifest is replaced with one atomic rename: a sibling seal would be a second rename, and a
+crash between the two would leave a manifest that fails its check; and a discarded episode
+stays one file, its tombstone. The copy in ``metadata.yaml``'s custom data is the same sealed
+document, so recovery promotes it only when it checks. :func:`load_manifest` refuses (a
+:class:`ManifestSealError` naming the file) a manifest with no seal (recorded before seals
+existed: there is no resealing, as that would certify whatever the file says now), one sealed
+by another site's key, one whose content does not match its seal, and a sealed manifest copied
+from another episode's folder. :func:`read_manifest` returns the problem instead, for listing
+and erasure, which must find an edited episode to report or erase it.
 """
 
 from __future__ import annotations
@@ -25,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot_brain.episodes.errors import ManifestError
-from robot_brain.storage.files import atomic_write_bytes
-from robot_brain.storage.paths import bare_file_name
+from robot_brain.consent.seals import SealError, check_seal, seal
+from robot_brain.episodes.errors import ManifestError, ManifestSealError
+from robot_brain.storage.files import DataFileError, atomic_write_bytes
+from robot_brain.storage.paths import DataLayout, bare_file_name
 
 MANIFEST_NAME = "manifest.json"
 ROBOT_DESCRIPTION_NAME = "robot_description.urdf"
@@ -35,6 +51,8 @@ METADATA_NAME = "metadata.yaml"  # rosbag2's own, beside the MCAP file
 CUSTOM_DATA_KEY = "robot_brain.manifest"  # the manifest's copy in metadata.yaml's custom_data
 DAMAGED_SUFFIX = ".damaged"  # a recovered bag's original file, kept beside the rebuilt one
 MANIFEST_FORMAT = "robot_brain.episode/1"
+SEAL_FIELD = "seal"
+SEAL_PURPOSE = "episode-manifest"
 
 STATE_RECORDING = "recording"
 STATE_COMPLETE = "complete"
@@ -136,6 +154,9 @@ class EpisodeManifest:
     end_time_ns: int | None = None
     error: str | None = None
     recovery: RecoveryRecord | None = None
+    #: Camera frames (sensor_msgs/Image topics) were face-blurred before writing (recorder's blur_faces):
+    #: a heuristic mitigation that misses faces, not anonymisation. Absent in older manifests: False.
+    faces_blurred: bool = False
     format: str = MANIFEST_FORMAT
 
     @property
@@ -158,12 +179,9 @@ class EpisodeManifest:
         return max(0, max(lasts) - min(firsts)) / 1e9
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object written to ``manifest.json`` (``format`` first)."""
+        """The JSON object written to ``manifest.json``, ``format`` first (``write_manifest`` adds its seal)."""
         data = dataclasses.asdict(self)
         return {"format": data.pop("format"), **data}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest") -> EpisodeManifest:
@@ -242,6 +260,7 @@ class EpisodeManifest:
             topics=topics,
             error=reader.get(root, "error", str, optional=True),
             recovery=recovery,
+            faces_blurred=reader.get(root, "faces_blurred", bool) if "faces_blurred" in root else False,
         )
 
 
@@ -288,8 +307,63 @@ class _FieldReader:
         return value
 
 
-def load_manifest(path: Path) -> EpisodeManifest:
-    """Read and check ``manifest.json`` (or the file ``path`` names); one-line ``ManifestError`` otherwise."""
+def _seal_layout(folder: Path) -> DataLayout:
+    """The data root whose seal key seals the manifests of episode folder ``<root>/episodes/<id>``."""
+    return DataLayout(Path(folder).parent.parent)
+
+
+def _canonical(document: Mapping[str, Any]) -> bytes:
+    """The bytes a seal covers: independent of indentation and key order, so only a change of content breaks it."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sealed_document(folder: Path, manifest: EpisodeManifest) -> dict[str, Any]:
+    """``manifest`` as written into episode folder ``folder``: its fields, then ``seal`` over all of them."""
+    document = manifest.to_dict()
+    return {**document, SEAL_FIELD: seal(_seal_layout(folder), SEAL_PURPOSE, _canonical(document))}
+
+
+def check_manifest_seal(document: Mapping[str, Any], folder: Path, *, source: str) -> None:
+    """:class:`ManifestSealError` naming ``source`` unless ``document`` is as this site sealed it for ``folder``."""
+    what = f"episode manifest {source}"
+    fields = {key: value for key, value in document.items() if key != SEAL_FIELD}
+    text = document.get(SEAL_FIELD)
+    if text is None:
+        raise ManifestSealError(
+            f"{what}: it has no seal (recorded before manifests were sealed, or the seal was removed); expected "
+            f"'{SEAL_FIELD}' as the recorder writes it: an unsealed episode is never exported or trained on "
+            "(re-record it; there is no resealing)"
+        )
+    try:
+        check_seal(_seal_layout(folder), SEAL_PURPOSE, _canonical(fields), str(text), what=what)
+    except SealError as error:
+        raise ManifestSealError(
+            f"{error}; expected the seal this site wrote when it was recorded: a manifest changed outside "
+            "robot_brain is never exported or trained on (re-record the episode)"
+        ) from None
+    except DataFileError as error:  # an unreadable seal key: nothing can be believed, but listing and purge go on
+        raise ManifestSealError(f"{what}: its seal cannot be checked ({error})") from None
+    if fields.get("episode_id") != Path(folder).name:
+        raise ManifestSealError(
+            f"{what}: sealed for episode {fields.get('episode_id')!r}, but it is in folder {Path(folder).name!r} "
+            "(copied from another episode?); expected the manifest recorded in this folder"
+        )
+
+
+def manifest_from_document(document: Any, folder: Path, *, source: str) -> EpisodeManifest:
+    """Parse ``document`` (``ManifestError``), then check its seal for folder ``folder`` (``ManifestSealError``)."""
+    manifest = EpisodeManifest.from_dict(document, source=source)
+    check_manifest_seal(document, folder, source=source)
+    return manifest
+
+
+def read_manifest(path: Path) -> tuple[EpisodeManifest, ManifestSealError | None]:
+    """``manifest.json`` (or the file ``path`` names) parsed, and what is wrong with its seal (None: it checks).
+
+    For listing and erasure only, which must see an edited manifest to report or erase it;
+    whatever believes a manifest calls :func:`load_manifest`. A file that cannot be read or
+    parsed is a one-line ``ManifestError``.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
@@ -305,15 +379,33 @@ def load_manifest(path: Path) -> EpisodeManifest:
         raise ManifestError(
             f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
         ) from None
-    return EpisodeManifest.from_dict(data, source=str(path))
+    manifest = EpisodeManifest.from_dict(data, source=str(path))
+    try:
+        check_manifest_seal(data, path.parent, source=str(path))
+    except ManifestSealError as problem:
+        return manifest, problem
+    return manifest, None
+
+
+def load_manifest(path: Path) -> EpisodeManifest:
+    """Read and check ``manifest.json`` (or the file ``path`` names), its seal included; one-line ``ManifestError``.
+
+    An unsealed or edited manifest is a ``ManifestSealError``: nothing may believe it.
+    """
+    manifest, problem = read_manifest(path)
+    if problem is not None:
+        raise problem
+    return manifest
 
 
 def write_manifest(path: Path, manifest: EpisodeManifest) -> None:
-    """Replace ``manifest.json`` in folder ``path`` atomically and durably (temp file, fsync, rename, fsync).
+    """Replace ``manifest.json`` in folder ``path`` atomically and durably (temp file, fsync, rename, fsync), sealed.
 
-    A crash or a full disk leaves the previous manifest as it was (``DataFileError`` then).
+    The seal key is the data root's (``path.parent.parent``), created on first use. A crash
+    or a full disk leaves the previous manifest as it was (``DataFileError`` then).
     """
-    atomic_write_bytes(Path(path) / MANIFEST_NAME, manifest.to_json().encode("utf-8"))
+    text = json.dumps(sealed_document(Path(path), manifest), indent=2) + "\n"
+    atomic_write_bytes(Path(path) / MANIFEST_NAME, text.encode("utf-8"))
 
 
 @functools.lru_cache(maxsize=1)

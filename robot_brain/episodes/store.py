@@ -20,6 +20,12 @@ re-exported here.
 salvages every recording whose recorder died (``mcap_recovery.py``): state ``recovered``
 with the counts really read back, or ``incomplete`` when nothing was readable. A damaged
 episode is never listed as complete.
+
+Every manifest is sealed (``manifest.py``). ``load_manifest`` and ``open_episode`` refuse an
+unsealed or edited one; ``list_episodes`` still lists it, as ``unverified`` with the reason,
+because erasure must find it; recovery never rewrites (and so never reseals) a manifest whose
+seal does not check, and promotes the bag's copy of the final manifest only when its own seal
+checks.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from robot_brain.episodes.errors import (
     EpisodeStateError,
     EpisodeStorageError,
     ManifestError,
+    ManifestSealError,
     MissingTopicError,
     UnknownEpisodeError,
 )
@@ -69,6 +76,9 @@ from robot_brain.episodes.manifest import (
     RecoveryRecord,
     RobotRecord,
     load_manifest,
+    manifest_from_document,
+    read_manifest,
+    sealed_document,
     software_version,
     write_manifest,
 )
@@ -109,6 +119,7 @@ __all__ = [
     "EpisodeStore",
     "EpisodeWriter",
     "ManifestError",
+    "ManifestSealError",
     "MissingTopicError",
     "RecoveryResult",
     "TopicSpec",
@@ -125,19 +136,30 @@ _NEW_ID_ATTEMPTS = 5
 
 
 class EpisodeEntry(NamedTuple):
-    """One episode folder as listed: its manifest (None with ``error`` when unreadable) and whether it is live."""
+    """One episode folder as listed: its manifest (None with ``error`` when unreadable) and whether it is live.
+
+    ``seal_error`` says why the manifest cannot be believed (unsealed, edited, another site's
+    seal): it is listed so that a purge finds it, never exported. ``sealed_copy`` is then the
+    copy of the final manifest in the bag's ``metadata.yaml`` when that copy's seal checks
+    (an edit of ``manifest.json`` alone does not hide whose episode it is).
+    """
 
     episode_id: str
     path: Path
     manifest: EpisodeManifest | None
     live: bool
     error: str | None
+    seal_error: str | None = None
+    sealed_copy: EpisodeManifest | None = None
 
     @property
     def state(self) -> str:
-        """The manifest's state, except ``unrecovered`` for a dead recording and ``unreadable`` for a bad manifest."""
+        """The manifest's state, except ``unrecovered`` for a dead recording, ``unreadable`` for a bad manifest
+        and ``unverified`` for one whose seal does not check."""
         if self.manifest is None:
             return "unreadable"
+        if self.seal_error is not None:
+            return "unverified"
         if self.manifest.state == STATE_RECORDING and not self.live:
             return "unrecovered"
         return self.manifest.state
@@ -271,7 +293,8 @@ class EpisodeStore:
     # -- listing and reading ----------------------------------------------------------------------
 
     def load_manifest(self, episode_id: str) -> EpisodeManifest:
-        """The manifest of ``episode_id`` (``UnknownEpisodeError``, ``ManifestError``)."""
+        """The manifest of ``episode_id``, its seal checked (``UnknownEpisodeError``, ``ManifestError``,
+        ``ManifestSealError``)."""
         path = self.episode_dir(episode_id)
         if not path.is_dir():
             raise UnknownEpisodeError(f"no episode {episode_id} in {self.episodes_dir}")
@@ -280,21 +303,25 @@ class EpisodeStore:
     def list_episodes(self, *, include_discarded: bool = False) -> list[EpisodeEntry]:
         """Every episode in start order; an unreadable manifest gives an entry with ``error`` instead of failing all.
 
-        Ids sort by start second; within one second the manifests' start times order them.
+        Ids sort by start second; within one second the manifests' start times order them. A
+        manifest whose seal does not check is listed with ``seal_error`` (see ``EpisodeEntry``).
         """
         entries = []
         for episode_id in self.episode_ids():
             path = self.episodes_dir / episode_id
             manifest, error, live = None, None, self.is_live(episode_id)
+            seal_problem: ManifestSealError | None = None
             try:
-                manifest = load_manifest(path / MANIFEST_NAME)
+                manifest, seal_problem = read_manifest(path / MANIFEST_NAME)
             except ManifestError as problem:
                 if live:
                     continue  # being created this very moment: its manifest is a few writes away
                 error = str(problem)
             if manifest is not None and manifest.state == STATE_DISCARDED and not include_discarded:
                 continue
-            entries.append(EpisodeEntry(episode_id, path, manifest, live, error))
+            seal_error = str(seal_problem) if seal_problem is not None else None
+            sealed_copy = self._sealed_bag_manifest(path) if seal_problem is not None else None
+            entries.append(EpisodeEntry(episode_id, path, manifest, live, error, seal_error, sealed_copy))
         return sorted(entries, key=lambda e: (e.episode_id[:15], e.manifest.start_time_ns if e.manifest else 0))
 
     def open_episode(self, episode_id: str) -> EpisodeReader:
@@ -313,7 +340,9 @@ class EpisodeStore:
         """Throw away a finished episode (the operator's re-record button): bag and URDF copy deleted.
 
         The manifest stays as a ``discarded`` tombstone, as for an episode discarded while
-        recording. Refused while another process writes it (``EpisodeStateError``).
+        recording. Refused while another process writes it (``EpisodeStateError``), and for a
+        manifest whose seal does not check (``ManifestSealError``: the tombstone would be sealed,
+        certifying the edit; a purge erases such an episode).
         """
         manifest = self.load_manifest(episode_id)
         if manifest.state == STATE_DISCARDED:
@@ -368,6 +397,8 @@ class EpisodeStore:
         except (OSError, DataFileError) as error:
             problem = storage_error(error, "recovery: writing", path)
             return RecoveryResult(episode_id, "failed", 0, f"{problem}; left as it was, retried at the next scan")
+        except ManifestSealError as error:  # recovering would seal whatever the edited manifest says
+            return RecoveryResult(episode_id, "failed", 0, f"{error}; not recovered, left as it was")
         except Exception as error:  # one unsalvageable episode must not stop the scan of the others
             detail = f"recovery stopped on {type(error).__name__}: {' '.join(str(error).split())[:200]}"
             return RecoveryResult(episode_id, "failed", 0, f"{detail}; left as it was, retried at the next scan")
@@ -381,7 +412,7 @@ class EpisodeStore:
         if not manifest_path.exists():
             return True
         try:
-            return load_manifest(manifest_path).state == STATE_RECORDING
+            return read_manifest(manifest_path)[0].state == STATE_RECORDING  # the seal is checked by the recovery
         except ManifestError:
             return False
 
@@ -433,7 +464,7 @@ class EpisodeStore:
             rebuilt_dir,
             type_hashes={record.type: record.type_hash for record in manifest.topics.values()},
             custom_data=lambda report: {
-                CUSTOM_DATA_KEY: json.dumps(recovered_manifest(report).to_dict(), separators=(",", ":"))
+                CUSTOM_DATA_KEY: json.dumps(sealed_document(path, recovered_manifest(report)), separators=(",", ":"))
             },
         )
         if report.messages == 0:
@@ -455,21 +486,29 @@ class EpisodeStore:
         return RecoveryResult(episode_id, STATE_RECOVERED, report.messages, detail)
 
     def _closed_bag_manifest(self, path: Path, manifest: EpisodeManifest) -> EpisodeManifest | None:
-        """The final manifest from a bag the recorder closed before dying (custom data), else None."""
+        """The final manifest from a bag the recorder closed before dying (custom data, its seal checked), else None."""
         if not (path / METADATA_NAME).exists():
             return None
         try:
             with Reader(path):
                 pass  # opens only when metadata.yaml and the MCAP summary are both whole
+        except (ReaderError, EpisodeError, ValueError, KeyError, TypeError, OSError, struct.error):
+            return None
+        final = self._sealed_bag_manifest(path)
+        if final is None or final.state != STATE_COMPLETE or final.episode_id != manifest.episode_id:
+            return None
+        return final
+
+    @staticmethod
+    def _sealed_bag_manifest(path: Path) -> EpisodeManifest | None:
+        """The manifest copy in ``metadata.yaml``'s custom data when it is there and its seal checks, else None."""
+        try:
             text = read_bag_custom_data(path).get(CUSTOM_DATA_KEY)
             if text is None:
                 return None
-            final = EpisodeManifest.from_dict(json.loads(text), source=f"{path / METADATA_NAME} custom_data")
+            return manifest_from_document(json.loads(text), path, source=f"{path / METADATA_NAME} custom_data")
         except (ReaderError, EpisodeError, ValueError, KeyError, TypeError, OSError, struct.error):
             return None
-        if final.state != STATE_COMPLETE or final.episode_id != manifest.episode_id:
-            return None
-        return final
 
     @staticmethod
     def _mark_incomplete(path: Path, manifest: EpisodeManifest, reason: str) -> RecoveryResult:

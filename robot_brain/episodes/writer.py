@@ -65,6 +65,7 @@ from robot_brain.episodes.manifest import (
     EpisodeManifest,
     RobotRecord,
     TopicRecord,
+    sealed_document,
     software_version,
     write_manifest,
 )
@@ -116,7 +117,8 @@ class EpisodeProvenance:
     ``consent_id``/``consent_scopes`` are the consent as it stood at the start (``None`` and
     ``()`` where none is needed). ``robot_description`` is the URDF text: its SHA-256 goes into
     the manifest and a copy into the episode folder. ``policy_model_sha256`` is set when a
-    policy drove the arm.
+    policy drove the arm. ``faces_blurred``: the recorder blurs faces in its camera frames
+    before they are written (the manifest says so).
     """
 
     operator: str
@@ -129,6 +131,7 @@ class EpisodeProvenance:
     tip_link: str
     task: str = ""
     policy_model_sha256: str | None = None
+    faces_blurred: bool = False
 
     def operator_kind(self) -> str:
         """``human`` (an ``op-`` pseudonym), ``policy`` or ``scripted``; ``ConfigurationError`` for anything else."""
@@ -383,7 +386,9 @@ class EpisodeWriter:
             self._manifest.end_time = format_time_ns(end_ns)
             final = copy.deepcopy(self._manifest)
         try:
-            self._bag.set_custom_data(CUSTOM_DATA_KEY, json.dumps(final.to_dict(), separators=(",", ":")))
+            # Sealed like manifest.json: recovery promotes this copy only when its seal checks.
+            sealed = json.dumps(sealed_document(self.path, final), separators=(",", ":"))
+            self._bag.set_custom_data(CUSTOM_DATA_KEY, sealed)
             self._bag.close()
             fsync_file(self.bag_path)
             fsync_file(self.path / METADATA_NAME)
@@ -546,6 +551,7 @@ def begin_episode(
         start_time_ns=start_ns,
         bag_file=Path(storage.path).name,
         topics={name: slot.record for name, slot in slots.items()},
+        faces_blurred=provenance.faces_blurred,
     )
     write_manifest(path, manifest)
     return EpisodeWriter(path, lock, bag, slots, manifest, flush_interval_s)

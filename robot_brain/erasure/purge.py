@@ -18,8 +18,13 @@ What a purge does, in this order (each step durable before the next):
    stops there (consent stays revoked) and says so.
 3. **Episodes removed**: every episode folder whose manifest names the pseudonym, discarded
    tombstones and incomplete ones included, with its bag, URDF copy, damaged original and any
-   recovery scratch. Each folder is first renamed into ``episodes/.purging/`` (atomic), then
-   deleted; a crash in between leaves it there, and the next purge deletes it.
+   recovery scratch. A manifest whose seal does not check (edited, unsealed) never blocks the
+   purge: it is erased when it names the pseudonym, or when the sealed copy of the final
+   manifest in its bag's ``metadata.yaml`` does (an operator edited to ``scripted``); one that
+   names someone else and has no sealed copy is listed as **unverified**: whose it is cannot be
+   proven (it is never exported either), so it is left for a person to check. Each folder is
+   first renamed into ``episodes/.purging/`` (atomic), then deleted; a crash in between leaves
+   it there, and the next purge deletes it.
 4. **Datasets**: every dataset under ``<data_root>/datasets/`` (and every export recorded in
    the audit log that is still at its path) whose ``meta/provenance.json`` names those
    episodes or that pseudonym, finished or not, is marked **stale**: ``STALE.json`` beside
@@ -115,6 +120,8 @@ class PurgePlan:
     """Exports of theirs recorded in the audit log that are no longer at their path."""
     problems: list[str] = field(default_factory=list)
     """What could not be checked (an unreadable audit log)."""
+    unverified: list[str] = field(default_factory=list)
+    """Episodes of someone else by a manifest whose seal does not check: they may have been theirs."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +131,7 @@ class PurgePlan:
             "episodes": [{"episode_id": i, "state": s} for i, s in self.episodes],
             "live": list(self.live),
             "unattributed": list(self.unattributed),
+            "unverified": list(self.unverified),
             "datasets": [
                 {"path": str(d.path), "episodes": d.episodes, "frames": d.frames, "unfinished": d.unfinished}
                 for d in self.datasets
@@ -159,6 +167,7 @@ class PurgeReport:
     unreachable_copies: list[str]
     problems: list[str] = field(default_factory=list)
     audit_seq: int | None = None
+    unverified: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +176,7 @@ class PurgeReport:
             "datasets": [outcome.to_json() for outcome in self.datasets],
             "consent": self.consent,
             "unattributed": list(self.unattributed),
+            "unverified": list(self.unverified),
             "unreachable_copies": list(self.unreachable_copies),
             "problems": list(self.problems),
             "audit_seq": self.audit_seq,
@@ -218,8 +228,11 @@ def _dataset_episodes(root: Path) -> tuple[list[dict[str, Any]], bool] | None:
     return None
 
 
-def _candidate_datasets(layout: DataLayout, pseudonym: str) -> tuple[list[Path], list[str], list[str]]:
-    """(dataset roots to check, exports of the operator that are gone, problems reading the audit log)."""
+def _candidate_datasets(
+    layout: DataLayout, pseudonym: str | frozenset[str]
+) -> tuple[list[Path], list[str], list[str]]:
+    """(dataset roots to check, exports of the operator(s) that are gone, problems reading the audit log)."""
+    pseudonyms = frozenset({pseudonym}) if isinstance(pseudonym, str) else pseudonym
     roots: dict[str, Path] = {}
     base = layout.datasets_dir
     if base.is_dir():
@@ -242,7 +255,7 @@ def _candidate_datasets(layout: DataLayout, pseudonym: str) -> tuple[list[Path],
     scanned = {hashlib.sha256(text.encode("utf-8")).hexdigest()
                for root in roots.values() for text in (str(root), os.path.realpath(root))}
     for entry in entries:
-        if entry.kind != "dataset.exported" or pseudonym not in (entry.details.get("operators") or []):
+        if entry.kind != "dataset.exported" or not pseudonyms.intersection(entry.details.get("operators") or []):
             continue
         recorded = entry.details.get("dataset")
         withheld = entry.details.get("dataset_path_sha256")
@@ -276,11 +289,16 @@ def plan_purge(data_root: str | os.PathLike[str] | DataLayout | None, operator: 
     episodes: list[tuple[str, str]] = []
     live: list[str] = []
     unattributed: list[str] = []
+    unverified: list[str] = []
     for entry in store.list_episodes(include_discarded=True):
         if entry.manifest is None or entry.manifest.operator == "unknown":
             unattributed.append(entry.episode_id)
             continue
-        if entry.manifest.operator != pseudonym:
+        # An edited manifest may name anyone: the bag's sealed copy still says whose the episode is.
+        named = {entry.manifest.operator} | ({entry.sealed_copy.operator} if entry.sealed_copy else set())
+        if pseudonym not in named:
+            if entry.seal_error is not None and entry.sealed_copy is None:
+                unverified.append(entry.episode_id)
             continue
         episodes.append((entry.episode_id, entry.state))
         if entry.live:
@@ -304,15 +322,22 @@ def plan_purge(data_root: str | os.PathLike[str] | DataLayout | None, operator: 
             frames = sum(int(item.get("length", 0) or 0) for item in theirs)
             datasets.append(AffectedDataset(root, source_ids, frames, unfinished))
     return PurgePlan(
-        layout.root, pseudonym, enrolled, forgotten, episodes, live, unattributed, datasets, gone, problems
+        layout.root, pseudonym, enrolled, forgotten, episodes, live, unattributed, datasets, gone, problems, unverified
     )
 
 
 # -- marking, rebuilding, removing ------------------------------------------------------------
 
 
-def mark_stale(dataset: str | os.PathLike[str], operator: str, episode_ids: Sequence[str], at: datetime) -> None:
-    """Write (or extend) ``STALE.json`` and put the warning at the top of the dataset card."""
+def mark_stale(
+    dataset: str | os.PathLike[str], operator: str | None, episode_ids: Sequence[str], at: datetime,
+    *, reason: str = "erasure",
+) -> None:
+    """Write (or extend) ``STALE.json`` and put the warning at the top of the dataset card.
+
+    ``reason``: ``erasure`` (an operator's purge) or ``retention`` (episodes past their retention
+    period, ``operator`` then ``None``).
+    """
     root = Path(dataset)
     marker = root / STALE_MARKER
     document: dict[str, Any] = {"format": STALE_FORMAT, "stale_since": format_time(at), "purges": []}
@@ -323,11 +348,14 @@ def mark_stale(dataset: str | os.PathLike[str], operator: str, episode_ids: Sequ
                 document = existing
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             pass  # rewritten whole below: the marker's presence is what matters
-    document["purges"].append({"operator": operator, "episodes": list(episode_ids), "at": format_time(at)})
+    purge: dict[str, Any] = {"operator": operator, "episodes": list(episode_ids), "at": format_time(at)}
+    if reason != "erasure":
+        purge["reason"] = reason
+    document["purges"].append(purge)
     document["note"] = (
-        "Episodes this dataset was made from were erased (right to erasure). It still holds their data: "
-        "do not train on it; rebuild it without them (robot-brain data purge --operator PSEUDONYM --rebuild) "
-        "or delete it."
+        "Episodes this dataset was made from were erased (right to erasure, or their retention period was over). "
+        "It still holds their data: do not train on it; rebuild it without them (robot-brain data purge "
+        "--operator PSEUDONYM --rebuild, or --expired --rebuild) or delete it."
     )
     atomic_write_bytes(marker, (json.dumps(document, indent=4) + "\n").encode("utf-8"), mode=0o600)
     card = root / CARD_PATH
@@ -344,14 +372,18 @@ def _stale_card(text: str, document: dict[str, Any]) -> str:
     lines = [
         CARD_BEGIN,
         "> **Stale dataset: do not train on it.** Episodes it was made from were erased at their operator's "
-        "request (right to erasure), and this dataset still holds them. Rebuild it without them "
-        "(`robot-brain data purge --operator PSEUDONYM --rebuild`) or delete it. See `STALE.json`.",
+        "request (right to erasure) or at the end of their retention period, and this dataset still holds them. "
+        "Rebuild it without them (`robot-brain data purge --operator PSEUDONYM --rebuild`, or `--expired "
+        "--rebuild`) or delete it. See `STALE.json`.",
         ">",
     ]
     for purge in purges:
         if isinstance(purge, dict):
             episodes = ", ".join(f"`{e}`" for e in purge.get("episodes", []))
-            lines.append(f"> - {purge.get('at')}: operator `{purge.get('operator')}`, episodes {episodes}")
+            if purge.get("reason") == "retention":
+                lines.append(f"> - {purge.get('at')}: retention period over, episodes {episodes}")
+            else:
+                lines.append(f"> - {purge.get('at')}: operator `{purge.get('operator')}`, episodes {episodes}")
     lines += [CARD_END, ""]
     block = "\n".join(lines)
     if text.startswith("---\n"):
@@ -386,11 +418,12 @@ def _remove_episode(store: EpisodeStore, episode_id: str) -> None:
 def _rebuild(
     layout: DataLayout,
     dataset: AffectedDataset,
-    pseudonym: str,
+    pseudonym: str | None,
     removed: set[str],
     now: datetime,
 ) -> DatasetOutcome:
-    """Re-export ``dataset`` without the operator, with its original options, and swap it in."""
+    """Re-export ``dataset`` without the operator (``None``: without ``removed`` only), with its original options,
+    and swap it in."""
     root = dataset.path
     if dataset.unfinished:
         raise PurgeError("an unfinished export cannot be rebuilt")
@@ -496,7 +529,8 @@ def purge_operator(
                if revoked else "; stop the recorder and retry")
         )
     report = PurgeReport(
-        pseudonym, [], [], "", list(plan.unattributed), list(plan.unreachable_copies), list(plan.problems)
+        pseudonym, [], [], "", list(plan.unattributed), list(plan.unreachable_copies), list(plan.problems),
+        unverified=list(plan.unverified),
     )
     try:
         _clean_leftovers(layout)

@@ -4,8 +4,10 @@ What a learned policy is trained on, and nothing else:
 
 1. **Consent, at training time.** Every episode of every dataset is checked against the consent
    registry of the data root *now* (``ConsentRegistry.check(operator, "train")``), whatever it
-   had when it was recorded or exported: an operator who revoked ``train`` since, whose consent
-   expired, or who was forgotten is excluded with the registry's reason. Non-human operators
+   had when it was recorded or exported: an operator who revoked ``train`` (or objected) since,
+   whose consent expired, or who was forgotten is excluded with the registry's reason, and so is
+   an episode recorded longer ago than its enrolment's retention period
+   (``ConsentRegistry.check_episode``). Non-human operators
    (``scripted``, ``policy:<sha>``) need no consent. A dataset without ``meta/provenance.json``,
    or whose files no longer match its recorded content hash, is refused as a whole: the
    consent of its episodes cannot be known. An episode found in two datasets (same
@@ -423,8 +425,12 @@ def _screen_episode(
             allowed=False,
             reason=f"duplicate of {infos[first[0]].name} episode {first[1]} (same episode_id and segment)",
         )
-    try:
-        decision = registry.check(operator, TRAIN_SCOPE, at=moment)
+    source = entry.get("source") if isinstance(entry.get("source"), Mapping) else {}
+    try:  # an episode past its retention period is refused like a withdrawn consent
+        decision = registry.check_episode(
+            operator, TRAIN_SCOPE, recorded_at=source.get("start_time"), consent_id=common["recorded_consent"]["id"],
+            at=moment,
+        )
     except ConsentError as error:
         return ScreenedEpisode(**common, allowed=False, reason=str(error))
     consent = _consent_record(decision)
@@ -440,6 +446,9 @@ def _consent_record(decision: Decision) -> dict[str, Any]:
         "expires_at": format_time(decision.expires_at) if decision.expires_at else None,
         "checked_at": format_time(decision.at),
         "reason": decision.reason,
+        "legal_basis": decision.legal_basis,
+        "retention_days": decision.retention_days,
+        "retention_ends_at": format_time(decision.retention_ends_at) if decision.retention_ends_at else None,
     }
 
 

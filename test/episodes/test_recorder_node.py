@@ -246,15 +246,22 @@ def test_a_name_or_a_foreign_policy_id_as_operator_fails_configure_without_repea
         assert b.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS, b.recorder.startup_error
 
 
-def test_a_revocation_during_an_episode_discards_it_and_says_so(tmp_path: Path) -> None:
-    """Consent is checked again while recording, not only at the start: nothing recorded after withdrawal stays."""
+@pytest.mark.parametrize("withdrawal", ["revoke", "object"])
+def test_a_revocation_during_an_episode_discards_it_and_says_so(tmp_path: Path, withdrawal: str) -> None:
+    """Consent is checked again while recording, not only at the start: nothing recorded after withdrawal stays.
+
+    An objection (``consent object``) is honoured by the same check as a revocation.
+    """
     pseudonym = _enrolled(tmp_path)
     with bench(tmp_path, pseudonym, consent_check_period_s=0.2) as b:
         _activate(b)
         b.cell.request("start", task="reach")
         started = b.cell.answer("recording")
         b.cell.publish_motion(50)
-        ConsentRegistry(tmp_path).revoke(pseudonym, "record")
+        if withdrawal == "revoke":
+            ConsentRegistry(tmp_path).revoke(pseudonym, "record")
+        else:
+            ConsentRegistry(tmp_path).object(pseudonym)
         discarded = b.cell.answer("discarded")
         assert discarded.episode_id == started.episode_id and "consent withdrawn" in discarded.message
         assert "Grace" not in discarded.message

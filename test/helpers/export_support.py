@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from robots import ARMS
 
+from robot_brain.consent.legal import MAX_RETENTION_DAYS
 from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.embodiment import load_arm
 from robot_brain.episodes.message_types import episode_typestore
@@ -349,8 +350,9 @@ def make_site(root: Path) -> Site:
     """Ada consents to record, train and export; Bob to record and train only."""
     root.mkdir(parents=True, exist_ok=True)
     registry = ConsentRegistry(root)
-    ada = registry.enroll(ADA, "record,train,export", now=GRANTED)
-    bob = registry.enroll(BOB, "record,train", now=GRANTED)
+    # The longest retention: the episodes are dated (START_NS, 2026-05-28), exports are checked at the present.
+    ada = registry.enroll(ADA, "record,train,export", now=GRANTED, retention_days=MAX_RETENTION_DAYS)
+    bob = registry.enroll(BOB, "record,train", now=GRANTED, retention_days=MAX_RETENTION_DAYS)
     return Site(
         root, registry, ada.operator.pseudonym, ada.consent.consent_id, bob.operator.pseudonym, bob.consent.consent_id
     )

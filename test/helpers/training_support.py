@@ -31,6 +31,7 @@ import numpy as np
 from robots import ARMS
 
 from robot_brain.cli.main import main
+from robot_brain.consent.legal import MAX_RETENTION_DAYS
 from robot_brain.consent.registry import ConsentRegistry
 from robot_brain.datasets import lerobot
 from robot_brain.datasets.dataset_provenance import seal_dataset
@@ -136,6 +137,7 @@ def provenance(robot: str, index: int, operator: str, consent_id: str | None, sc
     kind = "human" if operator.startswith("op-") else operator.split(":")[0]
     return {
         "episode_id": f"20261201T0800{index:02d}Z-{robot}-{index:04d}",
+        "start_time": f"2026-12-01T08:00:{index:02d}.000000Z",  # training checks each episode's retention from it
         "operator": operator,
         "operator_kind": kind,
         "consent": {"id": consent_id, "scopes": list(scopes)},
@@ -198,8 +200,9 @@ class ReachData:
 def make_reach_data(root: Path, camera: bool = True, length: int = 30) -> ReachData:
     registry = ConsentRegistry(root)
     everything = ("record", "train", "export")
-    ada = registry.enroll(ADA, everything)
-    bob = registry.enroll(BOB, everything)
+    # The longest retention: the fixture's episodes are dated, the enrolment is not (see the retention tests).
+    ada = registry.enroll(ADA, everything, retention_days=MAX_RETENTION_DAYS)
+    bob = registry.enroll(BOB, everything, retention_days=MAX_RETENTION_DAYS)
     registry.revoke(BOB, "train")
     a = (ada.operator.pseudonym, ada.consent.consent_id, everything)
     b = (bob.operator.pseudonym, bob.consent.consent_id, everything)
