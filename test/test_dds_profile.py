@@ -162,7 +162,7 @@ def test_only_dead_participants_shared_memory_is_removed(tmp_path) -> None:
     dead = segment("fastdds_00000000000000a1", 120.0)
     alive = segment("fastdds_00000000000000a2", 120.0)
     new = segment("fastdds_00000000000000a3", 1.0)
-    (tmp_path / "fastdds_port7411_el").touch()  # ports are left to Fast DDS
+    (tmp_path / "fastdds_port7411_el").touch()  # a brand-new port lock is left alone (ports: test_dds_shm_cleanup.py)
     with open(alive, "ab") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a live participant holds
         assert remove_dead_dds_segments(min_age_s=60.0, folder=tmp_path) == 1

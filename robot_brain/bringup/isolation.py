@@ -12,8 +12,9 @@ docs/benchmarks.md). :func:`dds_environment` is the one place that says which pr
 it: every node process ``robot-brain up``/``demo``/``teleop`` starts (``NodeProcesses.start``),
 the launch files' nodes (``launch_actions``), and the CLIs' own participants that watch the
 camera (:func:`use_dds_profile`, called by :func:`isolate_dds`). Its cost is a 34 MB
-shared-memory segment per participant, which a killed process leaves behind:
-:func:`remove_dead_dds_segments` removes those (``NodeProcesses.stop`` calls it).
+shared-memory segment per participant, which a killed process leaves behind with its ports'
+files: :func:`remove_dead_dds_segments` removes those no live process uses (``NodeProcesses.stop``
+calls it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ PROFILE_NAME = "fastdds.xml"
 #: Where Fast DDS keeps its shared-memory segments on Linux.
 SHM_FOLDER = Path("/dev/shm")
 _SEGMENT_LOCK = re.compile(r"^fastdds_[0-9a-z]{16}_el$")
+_PORT_LOCK = re.compile(r"^fastdds_port([0-9]{1,5})_(?:el|sl)$")
+_PORT_SEGMENT = re.compile(r"^fastdds_port([0-9]{1,5})$")
+_PORT_MUTEX = re.compile(r"^sem\.fastdds_port([0-9]{1,5})_mutex$")
 
 
 def dds_profile_path() -> Path:
@@ -73,33 +77,169 @@ def use_dds_profile() -> str:
 
 
 def remove_dead_dds_segments(min_age_s: float = 60.0, folder: Path = SHM_FOLDER) -> int:
-    """Remove the shared-memory segments of Fast DDS participants whose process is gone; how many.
+    """Remove the shared-memory files of Fast DDS participants and ports no live process uses; how many.
 
     A process that ends without shutting rclpy down (``kill -9``, a crash, a node that exits
-    uncleanly) leaves its segment in ``/dev/shm``, in RAM until the next boot: 0.5 MB with Fast
-    DDS's defaults, 34 MB with the shipped profile. A live participant holds a lock on its
-    segment's ``<segment>_el`` file; a segment whose lock nobody holds and that was created more
-    than ``min_age_s`` ago (so not one being created at this moment) is dead. This is what
-    ``fastdds shm clean`` does for segments; ``NodeProcesses.stop`` calls it.
+    uncleanly) leaves its files in ``/dev/shm``, in RAM until the next boot. Fast DDS names them
+    (``SharedMemGlobal``, ``RobustExclusiveLock``/``RobustSharedLock``, ``fastdds shm clean``):
+
+    - a participant's **data segment** ``fastdds_<16 hex>`` (0.5 MB with Fast DDS's defaults, 34 MB
+      with the shipped profile) and its lock file ``<segment>_el``, which the participant holds
+      (``flock``) while it lives;
+    - a **port** ``fastdds_port<N>`` (52 KB), the lock file its listener holds (``_el`` exclusive,
+      ``_sl`` shared) and the named mutex ``sem.fastdds_port<N>_mutex`` (a POSIX semaphore) that a
+      process holds while it opens or closes the port. Writers map a port without a lock file.
+
+    Removed, when created more than ``min_age_s`` ago (never one being set up at this moment) and
+    owned by this user (others' files are theirs; /dev/shm is sticky):
+
+    1. a data segment whose lock nobody holds (the rule of ``fastdds shm clean``);
+    2. a port whose lock file nobody holds (a dead listener: what Fast DDS calls a zombie port and
+       resets itself on the next open), unless a live process still maps its segment;
+    3. a port segment with no lock file that no live process maps (its listener closed, a writer
+       died holding a reference, so Fast DDS never removed it);
+    4. a port mutex no live process maps, when its port is gone or the mutex is *locked*: its
+       holder died inside the critical section (every live holder or waiter maps the semaphore),
+       and every later participant opening that port would first wait out Fast DDS's lock timeout.
+
+    "Maps" is read from ``/proc/<pid>/maps`` and ``/proc/<pid>/fd`` of this user's processes
+    (:func:`shm_files_in_use`); when ``/proc`` cannot be read, rules 2-4 are skipped. A process
+    that opens a port between that scan and the removal is the race any cleaner has (``fastdds
+    shm clean`` too); ``NodeProcesses.stop`` calls this once its nodes have stopped.
     """
-    removed = 0
     try:
-        locks = [path for path in folder.iterdir() if _SEGMENT_LOCK.match(path.name)]
+        names = {path.name: path for path in folder.iterdir()}
     except OSError:
         return 0
     now = time.time()
-    for lock in locks:
+    owner = os.geteuid()
+
+    def stale(path: Path) -> bool:
         try:
-            if now - lock.stat().st_mtime < min_age_s:
-                continue
-            with open(lock, "ab") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while the owner lives
-                lock.with_name(lock.name[: -len("_el")]).unlink(missing_ok=True)
-                lock.unlink(missing_ok=True)
-        except OSError:  # held (alive), gone meanwhile, or not ours to remove
+            info = path.stat()
+        except OSError:
+            return False
+        return now - info.st_mtime >= min_age_s and (owner == 0 or info.st_uid == owner)
+
+    removed = 0
+    for name, lock in names.items():
+        if _SEGMENT_LOCK.match(name) and stale(lock) and _remove_if_unlocked(lock, [lock.with_name(name[:-3])]):
+            removed += 1
+    in_use = shm_files_in_use(folder)
+    if in_use is None:
+        return removed
+    gone: set[str] = set()
+    for name, lock in names.items():
+        match = _PORT_LOCK.match(name)
+        if match is None or not stale(lock):
             continue
+        segment, mutex = _port_names(match.group(1))
+        if segment in in_use or mutex in in_use:
+            continue  # a live writer still maps the dead listener's port: Fast DDS resets it on the next open
+        if _remove_if_unlocked(lock, [folder / segment, folder / mutex]):
+            gone |= {name, segment, mutex}
+            removed += 1
+    for name, path in names.items():
+        match = _PORT_SEGMENT.match(name)
+        if match is None or name in gone or name in in_use or not stale(path):
+            continue
+        if any(f"{name}_{kind}" in names for kind in ("el", "sl")):
+            continue  # a lock file: a listener (rule 2 when it is dead)
+        segment, mutex = _port_names(match.group(1))
+        _unlink(path)
+        if mutex not in in_use:
+            _unlink(folder / mutex)
+            gone.add(mutex)
+        gone.add(segment)
+        removed += 1
+    for name, path in names.items():
+        match = _PORT_MUTEX.match(name)
+        if match is None or name in gone or name in in_use or not stale(path):
+            continue
+        segment, _ = _port_names(match.group(1))
+        if (folder / segment).exists() and _semaphore_value(path) != 0:
+            continue  # an unlocked mutex of a port that exists: Fast DDS's, to keep
+        _unlink(path)
         removed += 1
     return removed
+
+
+def shm_files_in_use(folder: Path = SHM_FOLDER) -> set[str] | None:
+    """Names of the files in ``folder`` that a process of this user maps or holds open (root: any process).
+
+    Read from ``/proc/<pid>/maps`` and ``/proc/<pid>/fd``; None when ``/proc`` cannot be listed. Processes
+    whose maps this user may not read are not looked at: another user's cannot open this user's files
+    read-write (Fast DDS creates them 0644, and opens them read-write), and one more privileged than this
+    user (a container runtime's PID 1) runs no participant of this user's.
+    """
+    prefix = str(folder).rstrip("/") + "/"
+    owner = os.geteuid()
+    names: set[str] = set()
+    try:
+        processes = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return None
+    for process in processes:
+        try:
+            if owner != 0 and process.stat().st_uid != owner:
+                continue
+            maps = (process / "maps").read_text(encoding="utf-8", errors="replace")
+            links = []
+            for fd in (process / "fd").iterdir():
+                try:
+                    links.append(os.readlink(fd))
+                except FileNotFoundError:
+                    continue  # closed meanwhile
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # ended meanwhile, or not this user's to read (see above)
+        except OSError:
+            return None
+        for line in maps.splitlines():
+            at = line.find(prefix)
+            if at >= 0:
+                names.add(line[at + len(prefix):].removesuffix(" (deleted)"))
+        names.update(link[len(prefix):].removesuffix(" (deleted)") for link in links if link.startswith(prefix))
+    return names
+
+
+def _port_names(port: str) -> tuple[str, str]:
+    """A port number's segment and named-mutex file names."""
+    return f"fastdds_port{port}", f"sem.fastdds_port{port}_mutex"
+
+
+def _remove_if_unlocked(lock: Path, files: list[Path]) -> bool:
+    """Take ``lock`` (``flock``, exclusive, not waiting) and, holding it, remove ``files`` and ``lock``.
+
+    False when a live process holds the lock (a live participant or listener), or the lock is gone.
+    """
+    try:
+        with open(lock, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while the owner lives
+            for path in files:
+                _unlink(path)
+            lock.unlink(missing_ok=True)
+    except OSError:  # held (alive), gone meanwhile, or not ours to remove
+        return False
+    return True
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _semaphore_value(path: Path) -> int | None:
+    """The count of a glibc POSIX named semaphore file (``sem_t``, 32 bytes on 64-bit Linux: the value is the low
+    32 bits of its first word); None when the file is not one. 0: locked (a boost ``named_mutex`` is a semaphore)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) != 32:
+        return None
+    return int.from_bytes(data[:8], "little") & 0xFFFFFFFF
 
 
 class DomainUnavailableError(ConfigurationError):

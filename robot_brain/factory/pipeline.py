@@ -6,7 +6,9 @@
    data root (one robot per dataset: feature shapes are per arm).
 3. **Train**: one policy on all the datasets together (``robot_brain.learning.training.train``):
    the ``state`` policy sees only the target relative to the tool, so it can drive arms it
-   never saw.
+   never saw. Then the exported ONNX file is run on its own demonstrations
+   (:func:`robot_brain.learning.fit_check.check_fit`): its waypoint error against the better
+   of two trivial baselines (stay put, the mean chunk), per split, in ``report["fit"]``.
 4. **Evaluate**: ``robot-brain demo --model`` on every training and evaluation arm, seeded
    episodes from a seed range no demonstration used (held-out object placements).
 5. **Report**: ``report.json``, ``report.md`` (table and provenance), ``success.png`` (per arm,
@@ -68,6 +70,7 @@ class FactoryReport:
     collected: dict[str, dict[str, Any]] = field(default_factory=dict)
     datasets: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    fit: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -95,6 +98,7 @@ class FactoryReport:
                           for robot, c in self.collected.items()},
             "evaluation": self.evaluation,
             "provenance_ok": self.provenance.get("ok"),
+            "fit": self.fit,
             "seconds": self.seconds,
             "out": str(config.out),
         }
@@ -104,6 +108,7 @@ def run_factory(config: FactoryConfig, say: Callable[[str], None] = print) -> Fa
     """Run the whole loop; see the module docstring. Raises a UserError for anything the user can fix."""
     from robot_brain.datasets.export import export_episodes
     from robot_brain.factory.collection import collect
+    from robot_brain.learning.fit_check import check_fit
     from robot_brain.learning.model_provenance import check_model_provenance, read_model_provenance
     from robot_brain.learning.training import train
     from robot_brain.learning.training_config import TrainConfig
@@ -140,6 +145,9 @@ def run_factory(config: FactoryConfig, say: Callable[[str], None] = print) -> Fa
     report.training = result.summary()
     report.seconds["train"] = round(time.monotonic() - clock, 1)
     report.provenance = check_model_provenance(read_model_provenance(model), data_root).to_dict()
+    fit = check_fit(model, datasets)
+    report.fit = fit.to_dict()
+    say(f"factory: {fit.message()}")
 
     clock = time.monotonic()
     if config.eval_episodes:
@@ -193,6 +201,7 @@ def write_report(report: FactoryReport) -> dict[str, Path]:
         f"Model: `{data['model']}` (sha256 {str(data['model_sha256'])[:16]}…); provenance checked against the "
         f"consent registry: {'clear' if data['provenance_ok'] else 'FLAGGED'} (`robot-brain provenance MODEL "
         f"--data-root {out / 'data'}`).", "",
+        _fit_line(data["fit"]), "",
         f"Time: {', '.join(f'{k} {v:.0f} s' for k, v in data['seconds'].items())}.",
     ]
     files["markdown"].write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -206,6 +215,18 @@ def write_report(report: FactoryReport) -> dict[str, Path]:
     figure.savefig(files["plot"], dpi=120)
     plt.close(figure)
     return files
+
+
+def _fit_line(fit: dict[str, Any]) -> str:
+    """The fit check in one sentence of the report."""
+    if not fit:
+        return "Fit check: not made."
+    splits = "; ".join(f"{name}: {s['model_mm']:.1f} mm vs {s['baseline_mm']:.1f} mm ({s['baseline']}), ratio "
+                       f"{s['ratio']:.2f} over {s['frames']} frames" for name, s in fit["splits"].items())
+    verdict = "passed" if fit["ok"] else "FAILED"
+    return (f"Fit check (the ONNX model on its demonstrations: mean waypoint position error against the better "
+            f"trivial baseline, at most {fit['max_ratio']:.2f} of it on {' and '.join(fit['gated'])} frames; "
+            f"held-out frames reported only): {verdict}; {splits}.")
 
 
 def _total(frames: Any) -> int | None:
