@@ -54,6 +54,7 @@ $(DEPS_STAMP): | $(VPY)
 	rm -f $(VENV)/.stamp-deps-*
 	$(PIP) install -c $(CONSTRAINTS) $(addprefix -r ,$(REQUIREMENTS))
 	$(PIP) install --no-deps -c $(CONSTRAINTS) -r requirements/test-nodeps.txt
+	$(PIP) install --no-deps -c $(CONSTRAINTS) -r requirements/robots-sweep.txt
 	touch $@
 
 # No build isolation: setuptools comes pinned from requirements/build.txt, and no index

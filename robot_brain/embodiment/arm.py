@@ -373,11 +373,18 @@ def _build_spec(
         velocity.append(vel)
         effort.append(eff)
         continuous.append(is_continuous)
-    gripper_lower, gripper_upper = [], []
+    gripper_lower, gripper_upper, kept_gripper_joints = [], [], []
     for name in gripper_joints:
         low, high, _, _, _ = _limits(tree.joints[name], warnings)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            # A continuous joint in the hand (a servo horn, a spinning tool) has no open and closed
+            # end to command; driving it would mean an infinite target. It is left passive.
+            warnings.append(f"gripper joint '{name}' has no finite range (continuous): left passive, not driven")
+            continue
+        kept_gripper_joints.append(name)
         gripper_lower.append(low)
         gripper_upper.append(high)
+    gripper_joints = kept_gripper_joints
     for message in warnings:
         warn_once(f"{tree.name}: {message}")
     return ArmSpec(
