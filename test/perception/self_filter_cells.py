@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 
 from robot_brain.embodiment import Arm, load_arm
-from robot_brain.embodiment.catalog import bundled_arm_path
+from robot_brain.embodiment.catalog import SWEEP_ARMS, bundled_arm_path, sweep_arm_path
 from robot_brain.perception.geometry import CameraModel
 from robot_brain.perception.robot_geometry import RobotShape, load_robot_shape
 from robot_brain.perception.self_filter import SelfFilter, SelfFilterOptions
@@ -30,7 +30,8 @@ PERCEPTION_TOLERANCE = 0.5
 
 @cache
 def arm(name: str) -> Arm:
-    return load_arm(bundled_arm_path(name))
+    """A bundled arm, or one of the sweep's arms from other description packages."""
+    return load_arm(sweep_arm_path(name) if name in SWEEP_ARMS else bundled_arm_path(name))
 
 
 @cache
@@ -39,7 +40,7 @@ def shape(name: str, geometry: str = "visual") -> RobotShape:
 
 
 def self_filter(name: str, geometry: str = "visual", **options: object) -> SelfFilter:
-    """A self-filter of a bundled arm (its geometry loaded once per test session)."""
+    """A self-filter of a bundled or sweep arm (its geometry loaded once per test session)."""
     return SelfFilter(arm(name), SelfFilterOptions(geometry=geometry, **options), shape(name, geometry))  # type: ignore[arg-type]
 
 
