@@ -260,6 +260,8 @@ class ArmController:
         self._singularity_every = max(1, round(SINGULARITY_CHECK_S * config.rate_hz))
         self._singularity_countdown = 0
         self._singularity_scale_value = 1.0
+        self._singular_since = math.nan  # loop time the singularity guard began holding the policy
+        self._singular_last = -math.inf  # and the last cycle it held it
         self._arm_publish = QuietAfter(config.halt_messages)
         self._gripper_publish = QuietAfter(config.halt_messages)
         self._last_gripper: float | None = None
@@ -551,7 +553,7 @@ class ArmController:
             self.blender.sample_into(now, target)
             gripper_value = target[self.dof]
             self._gripper_goal = gripper_value if math.isfinite(gripper_value) else None
-            self.filter.advance(target, measured, self._singularity_scale(target))
+            self.filter.advance(target, measured, self._singularity_scale(target, now))
         else:
             if self.blender.active:
                 self.counters.chunk_timeouts += 1
@@ -646,14 +648,20 @@ class ArmController:
         self._teleop_scale = self._approach_scale(q, q + qdot * 0.05, condition)
         self._teleop_velocity[:] = qdot.tolist()
 
-    def _singularity_scale(self, target: list[float]) -> float:
-        """Slow-down for end-effector sources only; joint-space actions have no Cartesian blow-up."""
+    def _singularity_scale(self, target: list[float], now: float) -> float:
+        """Slow-down for end-effector sources only; joint-space actions have no Cartesian blow-up.
+
+        Also times how long the guard has held the policy at a singularity (``singularity_hold``).
+        """
         if not self._policy_in_ee_space:
             self.condition_number = math.nan
+            self._singular_since = math.nan
             return 1.0
         # The condition number changes slowly: evaluate it every SINGULARITY_CHECK_S, not every period.
         self._singularity_countdown -= 1
         if self._singularity_countdown > 0:
+            if self._singularity_scale_value == 0.0:
+                self._singular_last = now
             return self._singularity_scale_value
         self._singularity_countdown = self._singularity_every
         q = self.filter.position.copy()
@@ -664,7 +672,27 @@ class ArmController:
             probe = q + step * min(1.0, 0.05 / norm)
             scale = self._approach_scale(q, probe, self._condition(q))
         self._singularity_scale_value = scale
+        if scale > 0.0:
+            self._singular_since = math.nan
+        else:
+            if self._singular_since != self._singular_since:  # NaN: the hold starts now
+                self._singular_since = now
+            self._singular_last = now
         return scale
+
+    def singularity_hold(self, now: float) -> str:
+        """Why the policy's motion has been held at a singularity for ``stall_window`` or more ('' if not).
+
+        The guard stops motion toward a singularity (the condition number at
+        ``singularity_hard_threshold``): the IK reaches every waypoint, yet the arm does not
+        move. A stall all the same, and one the IK residual cannot see.
+        """
+        since = self._singular_since
+        if since != since or now - since < self.config.stall_window or now - self._singular_last > 0.1:
+            return ""
+        return (f"held at a singularity for {now - since:.1f} s: the condition number {self.condition_number:.0f} "
+                f"reached singularity_hard_threshold ({self.config.singularity_hard_threshold:g}) on the way to "
+                "the commanded pose")
 
     def _approach_scale(self, q: np.ndarray, probe: np.ndarray, condition: float) -> float:
         """Scale from the condition number, applied only while the motion heads toward the singularity."""
@@ -682,9 +710,7 @@ class ArmController:
         return scale
 
     def _condition(self, q: np.ndarray) -> float:
-        singular = np.linalg.svd(self.kinematics.jacobian(q), compute_uv=False)
-        rank = min(6, self.spec.dof)
-        return float(singular[0] / singular[rank - 1]) if singular[rank - 1] > 1e-12 else math.inf
+        return self.kinematics.condition_number(q)
 
     # -- reporting ----------------------------------------------------------------------
 

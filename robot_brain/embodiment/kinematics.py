@@ -89,6 +89,10 @@ class ArmKinematics:
         self._eye3 = np.eye(3)
         self._middle = spec.middle_configuration()
         self._reference_frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
+        #: The chain's length (joint offsets plus the tip's), m: the arm's size, for scale-free measures.
+        self.length_scale = max(1e-3, sum(
+            float(np.linalg.norm(self.model.jointPlacements[j].translation)) for j in range(1, self.model.njoints)
+        ) + float(np.linalg.norm(self.model.frames[self.tip_frame].placement.translation)))
 
     @property
     def dof(self) -> int:
@@ -275,14 +279,29 @@ class ArmKinematics:
         or stop as the condition number rises (see the arm controller).
         """
         _, jacobian = self.fk_and_jacobian(q)
+        condition = self.condition_of(jacobian)
         jjt = jacobian @ jacobian.T
-        singular_values = np.sqrt(np.clip(np.linalg.eigvalsh(jjt), 0.0, None))
-        rank = min(6, self.dof)
-        top = singular_values[-1]
-        bottom = singular_values[-rank]
-        condition = float(top / bottom) if bottom > 1e-12 else math.inf
         jjt[np.diag_indices(6)] += damping
         return jacobian.T @ _solve_spd(jjt, twist), condition
+
+    def condition_number(self, q: np.ndarray) -> float:
+        """The Jacobian's condition number at ``q``, independent of the arm's size (see :meth:`condition_of`)."""
+        return self.condition_of(self.jacobian(q))
+
+    def condition_of(self, jacobian: np.ndarray) -> float:
+        """Largest over smallest singular value, with the linear rows divided by the arm's length.
+
+        A raw Jacobian mixes metres and radians: its linear rows grow with the arm, so the same
+        pose of a 3 m industrial arm read five times more singular than that of a 60 cm one, and
+        thresholds tuned on desktop arms stopped large arms far from any singularity. Dividing
+        by :attr:`length_scale` (the chain's length) makes the number dimensionless.
+        """
+        scaled = jacobian.copy()
+        scaled[:3] /= self.length_scale
+        singular_values = np.linalg.svd(scaled, compute_uv=False)
+        rank = min(6, self.dof)
+        bottom = singular_values[rank - 1]
+        return float(singular_values[0] / bottom) if bottom > 1e-12 else math.inf
 
     def random_configuration(self, rng: np.random.Generator) -> np.ndarray:
         """A uniformly random configuration inside the limits (continuous joints in [-pi, pi])."""

@@ -664,7 +664,8 @@ class ArmControllerNode(BrainNode):
             stall = mapper.stall
             if stall is not None and not stall.current(time.monotonic(), controller.config.stall_window * 2):
                 stall = None
-            values["stall"] = stall.describe() if stall is not None else "none"
+            stall_text = stall.describe() if stall is not None else controller.singularity_hold(time.monotonic())
+            values["stall"] = stall_text or "none"
             values["branch_moves"] = mapper.branch_moves
             values["last_branch_move_reason"] = mapper.last_branch_move_reason or "none"
             values["branch_searches_failed"] = mapper.branch_searches_failed
@@ -679,8 +680,8 @@ class ArmControllerNode(BrainNode):
                 level, message = ERROR, f"control loop died: {loop.error!r}"
             elif controller.fault and self.active:
                 level, message = ERROR, controller.fault
-            elif stall is not None and self.active:
-                level, message = WARN, stall.describe()
+            elif stall_text and self.active:
+                level, message = WARN, stall_text
             elif controller.estopped:
                 level, message = WARN, f"software e-stop engaged by {', '.join(controller.estop_holders)}"
             else:

@@ -7,12 +7,13 @@ from the URDF and reduces each piece to a few dozen vertices of its convex hull,
 drawing the robot into a mask costs one projection and one polygon fill per piece.
 
 - **Which geometry.** ``visual`` (default) is what a camera sees; a link whose visual cannot
-  be loaded (a missing file, a format the loader cannot decode) or that has no visual falls
-  back to its collision geometry, with a warning. ``collision`` uses collision geometry only;
-  ``both`` draws the union (what a simulator that shows collision meshes where it cannot
-  decode a visual draws, whichever it shows).
+  be loaded (a missing file, a format the loader cannot decode), whose visual disagrees with
+  its collision geometry in size or place (a COLLADA unit or node transform the loader
+  ignores), or that has no visual falls back to its collision geometry, with a warning.
+  ``collision`` uses collision geometry only; ``both`` draws the union (what a simulator
+  that shows collision meshes where it cannot decode a visual draws, whichever it shows).
 - **Meshes**: binary and ASCII STL are read directly (fast); every other format (OBJ,
-  COLLADA ``.dae`` with its unit scale, ...) through coal's mesh loader (assimp), the
+  COLLADA ``.dae``, ...) through coal's mesh loader (assimp), the
   library Pinocchio itself uses. Primitives (box, cylinder, sphere, capsule) are sampled
   analytically, circumscribed so the hull covers them.
 - **Pieces.** One hull of a concave link (an L-shaped xArm link, a UR upper arm with a motor
@@ -288,6 +289,11 @@ def load_robot_shape(
         for index, kind in enumerate(kinds):
             loaded, problems = _link_pieces(link.findall(kind), reader)
             last = geometry == "both" or index == len(kinds) - 1
+            if kind == "visual" and loaded and not problems:
+                collision, _ = _link_pieces(link.findall("collision"), reader)
+                disagreement = _disagreement(loaded, collision)
+                if disagreement:
+                    problems = [disagreement]
             if problems:
                 fallback = "the rest of its geometry" if last else "its collision geometry instead"
                 message = f"link '{name}' {kind}: {'; '.join(problems)}; the self-filter draws {fallback}"
@@ -303,6 +309,40 @@ def load_robot_shape(
             "(expected meshes or primitives)"
         )
     return RobotShape(pieces=tuple(pieces), warnings=tuple(warnings))
+
+
+#: A link's visual and collision geometry whose bounding boxes overlap less than this (intersection
+#: over union), or differ in size by more than this factor, are not the same body.
+MIN_BOX_OVERLAP = 0.1
+MAX_SIZE_RATIO = 3.0
+
+
+def _disagreement(visual: list[np.ndarray], collision: list[np.ndarray]) -> str:
+    """Why a link's visual geometry cannot be the body its collision geometry describes ('' if it can).
+
+    Collision geometry is usually a simplified copy of the visual (a hull, a few primitives):
+    their boxes overlap well and have about the same size. A COLLADA visual whose ``<unit>``
+    (inches, millimetres) or node transforms the mesh loader ignores comes out tens of times
+    too large or turned away, and would mask the whole frame; the collision mesh (an STL in
+    metres) is then the better picture of the link.
+    """
+    if not collision:
+        return ""
+    (visual_low, visual_high), (collision_low, collision_high) = (
+        (np.vstack(pieces).min(axis=0), np.vstack(pieces).max(axis=0)) for pieces in (visual, collision))
+    visual_size = float(np.linalg.norm(visual_high - visual_low))
+    collision_size = float(np.linalg.norm(collision_high - collision_low))
+    if collision_size < 1e-9 or visual_size < 1e-9:
+        return ""
+    ratio = visual_size / collision_size
+    overlap = np.prod(np.clip(np.minimum(visual_high, collision_high) - np.maximum(visual_low, collision_low),
+                              0.0, None))
+    volumes = np.prod(visual_high - visual_low) + np.prod(collision_high - collision_low)
+    box_iou = float(overlap / (volumes - overlap)) if volumes - overlap > 0.0 else 1.0
+    if ratio > MAX_SIZE_RATIO or ratio < 1.0 / MAX_SIZE_RATIO or box_iou < MIN_BOX_OVERLAP:
+        return (f"its visual geometry disagrees with its collision geometry (size x{ratio:.2g}, box overlap "
+                f"{box_iou:.2f}): a mesh unit or transform the loader ignores, such as a COLLADA <unit>")
+    return ""
 
 
 def _link_pieces(elements: list[ET.Element], reader: _MeshReader) -> tuple[list[np.ndarray], list[str]]:

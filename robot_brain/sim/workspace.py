@@ -28,6 +28,9 @@ from robot_brain.perception.geometry import matrix_to_pose, pose_to_matrix
 
 #: IK seeds per candidate tool yaw when choosing the home pose (the middle of the ranges, then random).
 HOME_SEEDS = 6
+#: The largest scale-free Jacobian condition number a task path may reach: just below the arm
+#: controller's default singularity_hard_threshold (200), where its guard stops the motion.
+MAX_PATH_CONDITION = 180.0
 #: Tool pointing straight down, its x axis along the base's +x (a rotation of pi about x).
 TOOL_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
@@ -197,7 +200,9 @@ def _best_home(arm: Arm, solutions: list[np.ndarray], probes: np.ndarray) -> np.
     best, best_score = solutions[0], (-1, -1.0)
     for q in solutions:
         pose = arm.kinematics.fk(q)
-        reached = sum(reachable_from(arm, q, pose, point) for point in probes)
+        # Singularities are the placement's to avoid (each episode's path is checked); a home is
+        # scored on reaching the sector at all, so a slow pass near one does not disqualify it.
+        reached = sum(reachable_from(arm, q, pose, point, max_condition=math.inf) for point in probes)
         score = (reached, _limit_margin(arm.spec, q))
         if reached == len(probes):
             return q
@@ -207,26 +212,51 @@ def _best_home(arm: Arm, solutions: list[np.ndarray], probes: np.ndarray) -> np.
 
 
 def reachable_from(arm: Arm, q_start: np.ndarray, start_pose: np.ndarray, point: np.ndarray,
-                   steps: int = 12, max_joint_step: float = 0.4, limit_margin: float = 0.05) -> bool:
+                   steps: int = 12, max_joint_step: float = 0.4, limit_margin: float = 0.05,
+                   max_condition: float = MAX_PATH_CONDITION) -> bool:
     """Whether the straight tool path from ``start_pose`` to ``point`` (same orientation) is followable.
 
     Small IK steps, each seeded by the previous one, as a Cartesian controller moves: an
     end-point-only IK check would accept spots that need a jump to another IK branch. The
-    end configuration must keep ``limit_margin`` from every joint limit.
+    end configuration must keep ``limit_margin`` from every joint limit, and every step a
+    (scale-free) Jacobian condition number below ``max_condition``: a path through a wrist
+    singularity is one the controller's singularity guard stops, however reachable its end.
     """
     options = IKOptions(position_tolerance=1e-3, rotation_tolerance=2e-2, restarts=0)
     spec = arm.spec
     target = start_pose.copy()
     start = start_pose[:3, 3]
     q = q_start
+    square = spec.dof == 6 and math.isfinite(max_condition)
+    previous = 0.0
     for fraction in np.linspace(0.0, 1.0, steps + 1)[1:]:
         target[:3, 3] = (1.0 - fraction) * start + fraction * point
         result = arm.kinematics.ik(target, q, options)
         if not result.success or np.max(np.abs(result.q - q)) > max_joint_step:
             return False
-        q = result.q
+        if arm.kinematics.condition_number(result.q) > max_condition:
+            return False
+        if square and np.sign(np.linalg.det(arm.kinematics.jacobian(result.q))) != np.sign(
+                np.linalg.det(arm.kinematics.jacobian(q))):
+            # A six-joint arm crossed a singularity between two samples: look at the crossing closely,
+            # where the condition number peaks (samples around it can all look harmless).
+            if _peak_condition(arm, q, start_pose, start, point, previous, fraction, options) > max_condition:
+                return False
+        q, previous = result.q, fraction
     margin = np.minimum(q - spec.lower, spec.upper - q)
     return bool(np.all(margin[np.isfinite(margin)] > limit_margin))
+
+
+def _peak_condition(arm: Arm, q: np.ndarray, start_pose: np.ndarray, start: np.ndarray, point: np.ndarray,
+                    low: float, high: float, options: IKOptions, samples: int = 16) -> float:
+    """The largest condition number on the straight tool path between fractions ``low`` and ``high``."""
+    target = start_pose.copy()
+    peak = 0.0
+    for fraction in np.linspace(low, high, samples + 1)[1:]:
+        target[:3, 3] = (1.0 - fraction) * start + fraction * point
+        q = arm.kinematics.ik(target, q, options).q
+        peak = max(peak, arm.kinematics.condition_number(q))
+    return peak
 
 
 def _limit_margin(spec: ArmSpec, q: np.ndarray) -> float:

@@ -23,7 +23,8 @@ from robot_brain.control.controller import ArmController, ControllerConfig
 from robot_brain.control.safety import SafetyLimits
 from robot_brain.control.stall import StallMonitor
 from robot_brain.embodiment import Arm, load_arm
-from robot_brain.embodiment.catalog import bundled_arm_path
+from robot_brain.embodiment.catalog import bundled_arm_path, sweep_arm_path
+from robot_brain.sim.workspace import reachable_from
 
 PAN_LOWER, PAN_UPPER = -0.3, 3.0
 START = np.array([0.3, -1.2, 1.4, -1.8, -1.57, 0.0])
@@ -42,16 +43,22 @@ def narrowed_ur5(tmp_path_factory: pytest.TempPathFactory) -> tuple[Arm, Path]:
     return load_arm(str(path)), path
 
 
-def run_reach(arm: Arm, resolve: bool, seconds: float = 8.0) -> tuple[ArmController, float, list[str]]:
-    """Drive the controller core toward the target; returns it, the final distance and each stall report seen."""
+def run_reach(arm: Arm, resolve: bool, seconds: float = 8.0, start: np.ndarray = START,
+              target: np.ndarray | None = None) -> tuple[ArmController, float, list[str]]:
+    """Drive the controller core toward the target; returns it, the final distance and each stall report seen.
+
+    The default target is the start's tool position turned 1 rad clockwise about the base.
+    """
     spec = arm.spec
     controller = ArmController(arm, SafetyLimits.from_spec(spec.lower, spec.upper, spec.velocity),
                                ControllerConfig(resolve_on_stall=resolve))
     fk = arm.kinematics.fk
-    yaw = -1.0
-    rotation = np.array([[math.cos(yaw), -math.sin(yaw), 0.0], [math.sin(yaw), math.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
-    target = rotation @ fk(START)[:3, 3]
-    q, t, next_chunk, reports = START.copy(), 0.0, 0.0, []
+    if target is None:
+        yaw = -1.0
+        rotation = np.array([[math.cos(yaw), -math.sin(yaw), 0.0], [math.sin(yaw), math.cos(yaw), 0.0],
+                             [0.0, 0.0, 1.0]])
+        target = rotation @ fk(start)[:3, 3]
+    q, t, next_chunk, reports = start.copy(), 0.0, 0.0, []
     controller.on_joint_state(q, t, t)
     for _ in range(int(seconds / PERIOD)):
         t += PERIOD
@@ -63,6 +70,8 @@ def run_reach(arm: Arm, resolve: bool, seconds: float = 8.0) -> tuple[ArmControl
             controller.on_chunk(RawChunk(t, "ee_pose_delta", 10, 0.05, 7, (), False, np.ravel(waypoints)), t)
             if controller.mapper.stall is not None:
                 reports.append(controller.mapper.stall.describe())
+            if controller.singularity_hold(t):
+                reports.append(controller.singularity_hold(t))
         command = controller.cycle(t)
         if command.positions is not None:
             q = np.array(command.positions)
@@ -108,3 +117,24 @@ def test_the_stall_monitor_tells_a_closing_gap_from_a_stuck_one() -> None:
     assert monitor.observe(1.1, 0.005) is None and monitor.stall is None  # following again
     with pytest.raises(ValueError, match="min_progress"):
         StallMonitor(min_progress=1.5)
+
+
+def test_a_reach_held_at_a_wrist_singularity_is_reported_and_no_longer_placed() -> None:
+    """A 2.9 m six-axis arm (rtb-data's "irb140") whose tool-down path crosses its wrist singularity.
+
+    From this start (wrist angle 0.14 rad), keeping the tool's orientation on the way to the
+    target drives joint 5 to zero: the singularity guard holds the arm 60 cm short while the
+    IK reaches every waypoint. The hold is reported with the condition number, and the task's
+    placement (a path's condition number must stay below the guard's lower threshold) no
+    longer asks for that target from there.
+    """
+    arm = load_arm(str(sweep_arm_path("abb_irb140")))
+    start = np.array([0.0, 0.8, 0.62, -0.01, 0.14, -3.14])
+    target = np.array([1.6, -0.6, 0.05])
+    controller, distance, reports = run_reach(arm, resolve=True, seconds=6.0, start=start, target=target)
+    assert distance > 0.3 and reports, "the arm was expected to be held short at the singularity"
+    assert "held at a singularity" in reports[-1] and "singularity_hard_threshold (200)" in reports[-1], reports[-1]
+    assert controller.counters.singularity_stops > 0
+    start_pose = arm.kinematics.fk(start)
+    assert reachable_from(arm, start, start_pose, target, max_condition=math.inf), "reachable, ignoring singularities"
+    assert not reachable_from(arm, start, start_pose, target), "placed across a singularity"

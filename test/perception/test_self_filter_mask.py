@@ -244,3 +244,24 @@ def test_missing_visual_mesh_falls_back_to_collision(tmp_path) -> None:
     # A 10 cm square seen from 2 m above its top (a 1 m tall post) at f = 100 px: about 5 px wide.
     assert 16 <= np.count_nonzero(mask) <= 49
     assert mask[49, 49] == 255 and mask[0, 0] == 0
+
+
+def test_a_visual_mesh_the_loader_misreads_falls_back_to_the_collision_mesh() -> None:
+    """rtb-data's KUKA KR 210 ships COLLADA visuals in inches (``<unit meter="0.0254">``) and turned.
+
+    The mesh loader ignores the unit: read as metres, every visual link is 20-40 times too
+    large and the mask covered the whole frame (IoU 0.08). Checked against its collision STL,
+    each such link is drawn from the collision mesh instead, with a warning that says why.
+    """
+    sim_cell = cell("kuka_kr210")
+    filt = SelfFilter(arm("kuka_kr210"), SelfFilterOptions(geometry="visual", margin_px=0.0))  # the node's default
+    assert any("disagrees with its collision geometry" in warning for warning in filt.shape.warnings)
+    segmenter = Segmenter(sim_cell)
+    try:
+        for q in poses("kuka_kr210", 2):
+            sim_cell.pose(filt.joint_names, q)
+            truth = segmenter.robot()
+            score = iou(filt.render(q, sim_cell.camera, sim_cell.camera_pose) > 0, truth)
+            assert score >= 0.9, f"IoU {score:.3f}"
+    finally:
+        segmenter.close()
