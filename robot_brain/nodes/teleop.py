@@ -90,7 +90,8 @@ class TeleopNode(BrainNode):
         self._joy_rejected = 0
         self._joy_problem = ""
         self._intent: Intent | None = None
-        self._published = {"twists": 0, "jogs": 0, "gripper": 0, "events": 0, "estops": 0, "resets": 0}
+        self._published = {"twists": 0, "jogs": 0, "gripper": 0, "events": 0, "events_unheard": 0, "estops": 0,
+                           "resets": 0}
         self._last_status_time = 0.0
         self._service_failures = 0
 
@@ -229,6 +230,15 @@ class TeleopNode(BrainNode):
             self._gripper.publish(Float64(data=float(intent.gripper)))
             self._published["gripper"] += 1
         for request in intent.episode:
+            if self._events.get_subscription_count() < 2:  # this node's own answer subscription, and whom?
+                # No recorder has matched this publisher yet (starting up, or none runs): a request
+                # published now is lost. Say so and stay idle, so the operator's next press counts.
+                self._published["events_unheard"] += 1
+                self._operator_observes("episode", False)
+                self.get_logger().warning(
+                    f"episode {request.event} not sent: no recorder listens on {self._events.topic_name} yet; "
+                    "press again", throttle_duration_sec=1.0)
+                continue
             event = EpisodeEvent(event=request.event, label=request.label)
             event.header.stamp = stamp
             self._events.publish(event)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from helpers.domains import next_domain
 from helpers.face_images import FACE_BOX, grace_hopper_bgr, sharpness
+from helpers.waiting import wait_for
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rclpy.context import Context
@@ -41,13 +42,6 @@ from robot_brain.ros.image import array_to_image, image_to_array
 CAMERA = "/camera/image_raw"
 TOPICS = [f"{CAMERA}:sensor_msgs/msg/Image", "/episode/events:robot_brain_msgs/msg/EpisodeEvent"]
 INNER = (slice(FACE_BOX[1] + 20, FACE_BOX[3] - 20), slice(FACE_BOX[0] + 20, FACE_BOX[2] - 20))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.01)
 
 
 class Camera(Node):

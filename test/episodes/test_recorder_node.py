@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from helpers.domains import next_domain
+from helpers.waiting import wait_for
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rcl_interfaces.srv import SetParameters
@@ -45,13 +46,6 @@ PANDA = bundled_arm_path("panda")
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 TOPICS = ["/joint_states:sensor_msgs/msg/JointState", "/camera/image_raw:sensor_msgs/msg/Image",
           "/episode/events:robot_brain_msgs/msg/EpisodeEvent"]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.01)
 
 
 class Cell(Node):

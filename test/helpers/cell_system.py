@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +30,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, TwistStamped
 from helpers.domains import next_domain
+from helpers.waiting import wait_for
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -260,14 +261,6 @@ def record_result(result: FaultResult) -> None:
     rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     rows = [row for row in rows if row["fault"] != result.fault] + [asdict(result)]
     RESULTS.write_text(json.dumps(rows, indent=1))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class System:

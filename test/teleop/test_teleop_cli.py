@@ -94,14 +94,32 @@ def test_teleop_cli_drives_the_sim_with_joy_and_records_an_episode(tmp_path: Pat
         threading.Thread(target=publish_pad, daemon=True).start()
         wait_for(lambda: any("pad /joy" in line for line in lines), 10.0, "the status line to show the Joy pad")
         pad(0.5)
-        pad(0.2, start=True)
-        pad(0.3)
-        wait_for(lambda: any(a.event == "recording" for a in answers), 20.0, "the recorder to start")
+        # The recorder comes up beside the pad. Until it has matched the teleop node's events
+        # publisher, a press is not sent (the node says so and stays idle): press again, as a
+        # person would, until an episode folder appears; never once one did. The folders, not
+        # this process's DDS subscription, tell: a subscription made here can match the teleop
+        # node's publisher seconds late.
+        store = EpisodeStore(tmp_path / "data")
+
+        def episodes() -> list[str]:
+            return [entry.episode_id for entry in store.list_episodes()] if (tmp_path / "data" / "episodes").is_dir() \
+                else []
+
+        for _ in range(10):
+            pad(0.2, start=True)
+            pad(0.3)
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and not episodes():
+                time.sleep(0.05)
+            if episodes():
+                break
+        wait_for(lambda: bool(episodes()), 1.0, "the recorder to start an episode")
         pad(1.5, deadman=True, left_y=1.0)
         pad(0.5)
         pad(0.2, start=True)  # start while recording: end as success
         pad(0.3)
-        wait_for(lambda: any(a.event == "saved" for a in answers), 20.0, "the episode to be saved")
+        wait_for(lambda: any(entry.manifest is not None and entry.manifest.state == "complete"
+                             for entry in store.list_episodes()), 20.0, "the episode to be saved")
     finally:
         publishing.set()
         os.killpg(process.pid, signal.SIGINT)
