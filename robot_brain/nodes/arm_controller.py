@@ -590,42 +590,41 @@ class ArmControllerNode(BrainNode):
 
     def _on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """std_srvs/Trigger: engage as the unnamed source (anyone may stop the arm)."""
-        response.success, response.message = self._engage(UNNAMED)
+        answer = self._engage(UNNAMED)
+        response.success, response.message = answer.success, answer.message
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """std_srvs/Trigger: release the unnamed source's stop; a named source's stop needs ~/release_estop."""
-        response.success, response.message = self._release(UNNAMED, operator_reset=False)
+        answer = self._release(UNNAMED, operator_reset=False)
+        response.success, response.message = answer.success, answer.message
         return response
 
     def _on_engage_estop(self, request: EStop.Request, response: EStop.Response) -> EStop.Response:
-        response.success, response.message = self._engage(request.source)
-        response.engaged_by = list(self.controller.estop_holders) if self.controller is not None else []
-        return response
+        return _fill(response, self._engage(request.source))
 
     def _on_release_estop(self, request: EStop.Request, response: EStop.Response) -> EStop.Response:
-        response.success, response.message = self._release(request.source, operator_reset=request.operator_reset)
-        response.engaged_by = list(self.controller.estop_holders) if self.controller is not None else []
-        return response
+        return _fill(response, self._release(request.source, operator_reset=request.operator_reset))
 
-    def _engage(self, source: str) -> tuple[bool, str]:
+    def _engage(self, source: str) -> EStopAnswer:
         if self.controller is None:
-            return False, "not configured: nothing to stop"
+            return EStopAnswer(False, "not configured: nothing to stop", ())
         answer = self.controller.estop(time.monotonic(), source)
         self._estopped.publish(Bool(data=True))
-        self.get_logger().warning(f"software e-stop engaged by {answer.engaged_by[-1]} (not a safety-rated stop)")
-        return True, f"{answer.message}; the source that engaged it releases it (or an operator reset)"
+        self.get_logger().warning(f"software {answer.message} (not a safety-rated stop)")
+        return EStopAnswer(True, f"{answer.message}; the source that engaged it releases it (or an operator reset)",
+                           answer.engaged_by)
 
-    def _release(self, source: str, *, operator_reset: bool) -> tuple[bool, str]:
+    def _release(self, source: str, *, operator_reset: bool) -> EStopAnswer:
         if self.controller is None:
-            return False, "not configured"
-        answer: EStopAnswer = self.controller.release(time.monotonic(), source, operator_reset=operator_reset)
+            return EStopAnswer(False, "not configured", ())
+        answer = self.controller.release(time.monotonic(), source, operator_reset=operator_reset)
         if answer.released:
             self._estopped.publish(Bool(data=False))
             self.get_logger().info(answer.message)
         elif not answer.success:
             self.get_logger().warning(answer.message)
-        return answer.success, answer.message
+        return answer
 
     # ----------------------------------------------------------------------------- outputs
     def _publish(self, command: Command) -> None:
@@ -687,6 +686,12 @@ class ArmControllerNode(BrainNode):
             else:
                 message = f"{self.status}; source {controller.source}"
         return level, message, values, controller.spec.name if controller else "none"
+
+
+def _fill(response: Any, answer: EStopAnswer) -> Any:
+    """An EStop response from the controller's answer: what happened, and who still holds the stop."""
+    response.success, response.message, response.engaged_by = answer.success, answer.message, list(answer.engaged_by)
+    return response
 
 
 class SlowLane:
